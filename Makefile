@@ -1,0 +1,104 @@
+# pagepir: a 2-server DPF page-PIR server as a SQLite extension.
+#
+#   make            ./pagepir.so (loadable) and ./libpagepir.a (static)
+#   make demo       the main job on a small built-in snapshot, in the sqlite3 shell
+#   make test       unit tests + Tcl suite; ends with "N passed, N failed"
+#   make bench      CPU benchmark (docs/benchmarks/)
+#   make test-gpu   the suite with backend='cuda' plus GPU checks (on a GPU host)
+#
+# The CUDA backend is built when nvcc is found (PATH or /usr/local/cuda/bin);
+# CUDA_ARCH picks the targets. Without nvcc the build still succeeds, CPU only.
+
+CC      ?= cc
+CFLAGS  ?= -O2
+CFLAGS  += -std=c11 -Wall -Wextra -fPIC -D_GNU_SOURCE -pthread
+LDLIBS  := -lm -pthread
+B       := build
+
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 \
+             -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O3 -std=c++17
+ifneq ($(wildcard gpu/cuda_backend.cu),)
+ifneq ($(NVCC),)
+  CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+  GPU_SRC   := gpu/cuda_backend.cu
+  GPU_LIBS  := -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcudart_static -ldl -lrt -lstdc++
+endif
+endif
+GPU_SRC ?= gpu/cuda_stub.c
+
+EXT_SRC := chacha8 dpf dpf_expand gf128 simd_select simd_portable simd_avx2 simd_avx512 \
+           snapshot backend_cpu backend_cuda metrics options connection \
+           vtab_page_query vtab_metrics vtab_info vtab_keygen sql_functions pagepir
+SIMD_FLAGS_simd_avx2   := -mavx2 -mpclmul
+SIMD_FLAGS_simd_avx512 := -mavx512f -mavx512bw -mpclmul
+
+SO_OBJ := $(EXT_SRC:%=$(B)/so/%.o)
+A_OBJ  := $(EXT_SRC:%=$(B)/a/%.o)
+GPU_OBJ := $(B)/gpu/$(notdir $(basename $(GPU_SRC))).o
+HEADERS := $(wildcard ext/*.h) gpu/cuda_backend.h
+
+.PHONY: all demo test test-gpu bench deps clean check-deps
+all: pagepir.so libpagepir.a
+	@if [ "$(GPU_SRC)" = gpu/cuda_stub.c ]; then echo "pagepir: built with the CPU backend only (no nvcc found)"; \
+	 else echo "pagepir: built with the CPU and CUDA backends ($(NVCC))"; fi
+
+$(B)/so/%.o: ext/%.c $(HEADERS) | $(B)/so
+	$(CC) $(CFLAGS) $(SIMD_FLAGS_$*) -c $< -o $@
+$(B)/a/%.o: ext/%.c $(HEADERS) | $(B)/a
+	$(CC) $(CFLAGS) $(SIMD_FLAGS_$*) -DSQLITE_CORE -c $< -o $@
+$(B)/gpu/cuda_stub.o: gpu/cuda_stub.c $(HEADERS) | $(B)/gpu
+	$(CC) $(CFLAGS) -c $< -o $@
+$(B)/gpu/cuda_backend.o: gpu/cuda_backend.cu $(HEADERS) | $(B)/gpu
+	$(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -Xcompiler -fPIC -c $< -o $@
+$(B)/so $(B)/a $(B)/gpu $(B)/test:
+	mkdir -p $@
+
+pagepir.so: $(SO_OBJ) $(GPU_OBJ)
+	$(CC) -shared -o $@ $^ $(GPU_LIBS) $(LDLIBS)
+libpagepir.a: $(A_OBJ) $(GPU_OBJ)
+	rm -f $@ && ar rcs $@ $^
+# What a program linking libpagepir.a needs besides it and -lsqlite3.
+print-libs:
+	@echo $(GPU_LIBS) $(LDLIBS)
+
+# ---- tools, tests -----------------------------------------------------------
+$(B)/mksnap: bench/mksnap.c | $(B)
+	$(CC) $(CFLAGS) $< -o $@ -pthread
+$(B):
+	mkdir -p $@
+
+UNIT_LIB_OBJ := $(filter-out $(B)/a/pagepir.o,$(A_OBJ))
+$(B)/test/test_primitives: test/unit/test_primitives.c $(UNIT_LIB_OBJ) $(GPU_OBJ) | $(B)/test
+	$(CC) $(CFLAGS) -DSQLITE_CORE $^ -o $@ -lsqlite3 $(GPU_LIBS) $(LDLIBS)
+$(B)/test/test_static: test/unit/test_static.c libpagepir.a | $(B)/test
+	$(CC) $(CFLAGS) $< -o $@ libpagepir.a -lsqlite3 $(GPU_LIBS) $(LDLIBS)
+
+# Packages the build, demo and tests need, installed with apt when root.
+DEB_PKGS := libsqlite3-dev sqlite3 tcl libsqlite3-tcl
+check-deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "pagepir: installing$$missing"; \
+	    (apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }) \
+	      || { echo "pagepir: apt-get install$$missing failed"; exit 1; }; \
+	  else echo "pagepir: missing packages; run:  sudo apt-get install -y$$missing"; exit 1; fi; \
+	fi
+deps: check-deps
+
+demo: check-deps all $(B)/mksnap
+	@test -f demo.bin || $(B)/mksnap demo.bin 4096 2026
+	sqlite3 :memory: < sql/demo.sql
+
+test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static
+	@sh test/run_all.sh
+
+test-gpu: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static
+	@PAGEPIR_BACKEND=cuda sh test/run_all.sh
+
+bench: check-deps all $(B)/mksnap
+	@sh bench/run_cpu.sh
+
+clean:
+	rm -rf $(B) pagepir.so libpagepir.a demo.bin

@@ -1,0 +1,115 @@
+/* Parser for page_query's CREATE VIRTUAL TABLE arguments. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "options.h"
+
+/* Unquotes v (length n) into a new string; bare values lose outer spaces. */
+static char *unquote(const char *v, size_t n) {
+  while (n && isspace((unsigned char)*v)) { v++; n--; }
+  while (n && isspace((unsigned char)v[n - 1])) n--;
+  char *out = malloc(n + 1);
+  if (!out) return NULL;
+  if (n >= 2 && (v[0] == '\'' || v[0] == '"') && v[n - 1] == v[0]) {
+    char q = v[0];
+    size_t j = 0;
+    for (size_t i = 1; i + 1 < n; i++) {
+      out[j++] = v[i];
+      if (v[i] == q && i + 2 < n && v[i + 1] == q) i++;
+    }
+    out[j] = 0;
+  } else {
+    memcpy(out, v, n);
+    out[n] = 0;
+  }
+  return out;
+}
+
+static int one_of(const char *v, const char *const *allowed) {
+  for (; *allowed; allowed++)
+    if (!strcmp(v, *allowed)) return 1;
+  return 0;
+}
+
+int pp_options_parse(int argc, const char *const *argv, pp_options *o,
+                     char *err, size_t errlen) {
+  static const char *const backends[] = {"auto", "cpu", "cuda", NULL};
+  static const char *const simds[] = {"auto", "avx512", "avx2", "portable", NULL};
+  int seen_backend = 0, seen_simd = 0, seen_threads = 0;
+  memset(o, 0, sizeof *o);
+  strcpy(o->backend, "auto");
+  strcpy(o->simd, "auto");
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *eq = strchr(a, '=');
+    const char *ns = a;
+    while (isspace((unsigned char)*ns)) ns++;
+    const char *ne = eq ? eq : a + strlen(a);
+    while (ne > ns && isspace((unsigned char)ne[-1])) ne--;
+    int nlen = (int)(ne - ns);
+    if (!eq || nlen == 0) {
+      snprintf(err, errlen, "argument %d (%.40s) is not name=value; write e.g. file='snap.bin'", i + 1, a);
+      goto fail;
+    }
+    char *val = unquote(eq + 1, strlen(eq + 1));
+    if (!val) {
+      snprintf(err, errlen, "out of memory");
+      goto fail;
+    }
+    if (nlen == 4 && !strncmp(ns, "file", 4)) {
+      if (o->file) {
+        free(val);
+        snprintf(err, errlen, "option file is given twice");
+        goto fail;
+      }
+      if (!*val) {
+        free(val);
+        snprintf(err, errlen, "option file is empty; write file='snap.bin'");
+        goto fail;
+      }
+      o->file = val;
+      continue;
+    }
+    int bad = 0, dup = 0;
+    if (nlen == 7 && !strncmp(ns, "backend", 7)) {
+      dup = seen_backend++;
+      if (!(bad = !one_of(val, backends))) snprintf(o->backend, sizeof o->backend, "%s", val);
+      else snprintf(err, errlen, "option backend='%.40s' is not one of auto, cpu, cuda", val);
+    } else if (nlen == 4 && !strncmp(ns, "simd", 4)) {
+      dup = seen_simd++;
+      if (!(bad = !one_of(val, simds))) snprintf(o->simd, sizeof o->simd, "%s", val);
+      else snprintf(err, errlen, "option simd='%.40s' is not one of auto, avx512, avx2, portable", val);
+    } else if (nlen == 7 && !strncmp(ns, "threads", 7)) {
+      dup = seen_threads++;
+      char *end;
+      long n = strtol(val, &end, 10);
+      if ((bad = (!*val || *end || n < 1 || n > 1024)))
+        snprintf(err, errlen, "option threads='%.40s' is not a whole number from 1 to 1024", val);
+      else o->threads = (int)n;
+    } else {
+      snprintf(err, errlen, "unknown option '%.*s' (known: file, backend, threads, simd)",
+               nlen > 40 ? 40 : nlen, ns);
+      bad = 1;
+    }
+    free(val);
+    if (dup) {
+      snprintf(err, errlen, "option %.*s is given twice", nlen, ns);
+      goto fail;
+    }
+    if (bad) goto fail;
+  }
+  if (!o->file) {
+    snprintf(err, errlen, "option file is missing; write page_query(file='snap.bin')");
+    goto fail;
+  }
+  return 0;
+fail:
+  pp_options_free(o);
+  return 1;
+}
+
+void pp_options_free(pp_options *o) {
+  free(o->file);
+  o->file = NULL;
+}

@@ -1,0 +1,119 @@
+/* Process-wide registry of mmapped snapshots, reference counted. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "snapshot.h"
+#include "dpf.h"
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static pp_snapshot *registry;
+
+static int64_t stat_mtime_ns(const struct stat *st) {
+  return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open snapshot '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    snprintf(err, errlen, "cannot stat snapshot '%s': %s", path, strerror(errno));
+    close(fd);
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "snapshot '%s' is not a regular file", path);
+    close(fd);
+    return NULL;
+  }
+  uint64_t size = (uint64_t)st.st_size;
+  if (size == 0 || size % PP_PAGE_SIZE != 0 || size / PP_PAGE_SIZE > ((uint64_t)1 << 32)) {
+    snprintf(err, errlen,
+             "snapshot '%s' has %llu bytes: expected a positive multiple of %u "
+             "(at least 1 and at most 2^32 pages)",
+             path, (unsigned long long)size, PP_PAGE_SIZE);
+    close(fd);
+    return NULL;
+  }
+
+  pthread_mutex_lock(&registry_mu);
+  for (pp_snapshot *s = registry; s; s = s->next) {
+    if (s->dev == st.st_dev && s->ino == st.st_ino && s->npages * PP_PAGE_SIZE == size &&
+        s->mtime_ns == stat_mtime_ns(&st)) {
+      s->refs++;
+      pthread_mutex_unlock(&registry_mu);
+      close(fd);
+      return s;
+    }
+  }
+  pthread_mutex_unlock(&registry_mu);
+
+  /* Map outside the lock; if another thread raced us to the same file we
+  ** keep two mappings, which is harmless (only wasteful). */
+  void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) {
+    snprintf(err, errlen, "cannot map snapshot '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  madvise(map, size, MADV_WILLNEED);
+  pp_snapshot *s = calloc(1, sizeof *s);
+  char *p = strdup(path);
+  if (!s || !p) {
+    free(s);
+    free(p);
+    munmap(map, size);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  s->path = p;
+  s->dev = st.st_dev;
+  s->ino = st.st_ino;
+  s->mtime_ns = stat_mtime_ns(&st);
+  s->data = map;
+  s->npages = size / PP_PAGE_SIZE;
+  s->refs = 1;
+  pthread_mutex_init(&s->attach_mu, NULL);
+  pthread_mutex_lock(&registry_mu);
+  s->next = registry;
+  registry = s;
+  pthread_mutex_unlock(&registry_mu);
+  return s;
+}
+
+void pp_snapshot_release(pp_snapshot *snap) {
+  if (!snap) return;
+  pthread_mutex_lock(&registry_mu);
+  if (--snap->refs > 0) {
+    pthread_mutex_unlock(&registry_mu);
+    return;
+  }
+  for (pp_snapshot **pp = &registry; *pp; pp = &(*pp)->next) {
+    if (*pp == snap) {
+      *pp = snap->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&registry_mu);
+  if (snap->cuda && snap->cuda_free) snap->cuda_free(snap->cuda);
+  munmap((void *)snap->data, snap->npages * PP_PAGE_SIZE);
+  pthread_mutex_destroy(&snap->attach_mu);
+  free(snap->path);
+  free(snap);
+}
+
+int pp_snapshot_live_count(void) {
+  int n = 0;
+  pthread_mutex_lock(&registry_mu);
+  for (pp_snapshot *s = registry; s; s = s->next) n++;
+  pthread_mutex_unlock(&registry_mu);
+  return n;
+}

@@ -1,0 +1,44 @@
+/*
+** The process-wide snapshot registry.
+**
+** Every page_query table in the process, in any connection, that names the
+** same file (same device, inode, size and mtime) shares one read-only mapping
+** through a reference-counted entry. Backends hang per-snapshot state off an
+** entry (the CUDA device copy) and it is freed with the last user.
+*/
+#ifndef PAGEPIR_SNAPSHOT_H
+#define PAGEPIR_SNAPSHOT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct pp_snapshot pp_snapshot;
+struct pp_snapshot {
+  char *path;            /* absolute path it was opened by first */
+  dev_t dev;
+  ino_t ino;
+  int64_t mtime_ns;
+  const uint8_t *data;   /* npages * 4096 bytes, mmapped read-only */
+  uint64_t npages;
+  int refs;              /* guarded by the registry lock */
+
+  /* Per-snapshot backend state, created on first use by a backend and
+  ** destroyed with the entry. Guarded by attach_mu. */
+  pthread_mutex_t attach_mu;
+  void *cuda;            /* pp_cuda_snapshot*, NULL until uploaded */
+  void (*cuda_free)(void *);
+
+  pp_snapshot *next;     /* registry list */
+};
+
+/* Opens (or finds) the snapshot at `path` (absolute). On error returns NULL
+** with a sentence in err that names the file and the problem. */
+pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen);
+void pp_snapshot_release(pp_snapshot *snap);
+
+/* Number of distinct mappings alive in the process (for tests). */
+int pp_snapshot_live_count(void);
+
+#endif

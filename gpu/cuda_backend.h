@@ -1,0 +1,58 @@
+/*
+** The CUDA backend's C interface: everything ext/ knows about the GPU.
+**
+** ext/ includes only this header; gpu/cuda_backend.cu implements it. When
+** the build has no nvcc, gpu/cuda_stub.c implements the same functions so
+** that they report "not compiled in". All functions are thread-safe.
+*/
+#ifndef PAGEPIR_CUDA_BACKEND_H
+#define PAGEPIR_CUDA_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../ext/dpf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pp_cuda_snapshot pp_cuda_snapshot; /* device copy of a snapshot */
+
+typedef struct pp_cuda_timings {
+  double h2d_us;    /* keys host -> device, CUDA events */
+  double kernel_us; /* all kernels of the batch, CUDA events */
+  double d2h_us;    /* answers and proofs device -> host, CUDA events */
+} pp_cuda_timings;
+
+/* 1 if CUDA support was compiled in. */
+int pp_cuda_compiled(void);
+
+/* 1 if a usable device exists with at least `bytes_needed` free memory;
+** otherwise 0 and a sentence in why (no driver, no device, too little
+** memory, not compiled in). */
+int pp_cuda_probe(uint64_t bytes_needed, char *why, size_t whylen);
+
+/* Copies npages pages at `host` to the device. Returns 0 on success; on
+** failure nonzero and a sentence in err. *upload_us gets the wall time. */
+int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
+                            pp_cuda_snapshot **out, double *upload_us,
+                            char *err, size_t errlen);
+void pp_cuda_snapshot_free(pp_cuda_snapshot *snap);
+
+/* One batch: answers (nkeys x 4096 bytes) and reduced proofs (nkeys x 16)
+** for keys that were already validated against the snapshot's page count. */
+int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkeys,
+                 uint8_t *answers, uint8_t *proofs, pp_cuda_timings *t,
+                 char *err, size_t errlen);
+
+/* Device and pinned allocations made so far (the pool's misses): constant
+** on the steady-state query path. */
+uint64_t pp_cuda_alloc_count(void);
+
+/* A short description of the device ("NVIDIA H100 80GB HBM3, sm_90"). */
+void pp_cuda_device_name(char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
