@@ -11,7 +11,7 @@
 
 typedef struct phase_stats {
   uint64_t calls, keys, bytes;
-  double total_us, max_us;
+  double total_us, min_us, max_us;
   uint32_t hist[NBINS];
 } phase_stats;
 
@@ -100,6 +100,7 @@ void pp_metrics_record(pp_metrics *m, const char *table, pp_phase ph,
     s->bytes += bytes;
     s->total_us += us;
     if (us > s->max_us) s->max_us = us;
+    if (s->calls == 1 || us < s->min_us) s->min_us = us;
     s->hist[bin_of(us)]++;
   }
   pthread_mutex_unlock(&m->mu);
@@ -129,8 +130,9 @@ static double percentile(const phase_stats *s, double q) {
   for (int b = 0; b < NBINS; b++) {
     seen += s->hist[b];
     if (seen >= want) {
+      /* The bin's middle, kept inside what was seen (exact for one call). */
       double v = bin_value(b);
-      return v > s->max_us ? s->max_us : v;
+      return v > s->max_us ? s->max_us : v < s->min_us ? s->min_us : v;
     }
   }
   return s->max_us;
