@@ -2,14 +2,15 @@
 ** The CPU scan: one pass over the mapped snapshot per batch, split over
 ** threads by chunks of PP_CHUNK_PAGES pages.
 **
-** Per scan: expand every key's frontier (the chunk roots) once. Per chunk:
-** each thread expands the chunk's subtree for every key into masks, then
-** reads each page once and applies it to all keys (SIMD AND-XOR into the
-** thread's own accumulators, plus the unreduced proof product). At the end
-** the threads' accumulators are XORed together and the proofs reduced.
+** Per scan: expand every key's frontier (the chunk roots) once. Each thread
+** takes a contiguous run of chunks; per chunk it expands the chunk's subtree
+** for every key into masks (interleaved with the previous chunk's reads, see
+** expander), then reads each page once and applies it to all keys (SIMD
+** AND-XOR into the thread's own accumulators, plus the unreduced proof
+** product). At the end the threads' accumulators are XORed together and the
+** proofs reduced.
 */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,11 @@ typedef struct cpu_backend {
   int threads;
 } cpu_backend;
 
-/* Frontier of one key: seeds and t of its chunk roots. */
+/* Frontier of one key: its chunk roots, word-sliced (both buffers kept:
+** the result lands in either). */
 typedef struct frontier {
-  uint8_t (*seed)[16];
-  uint8_t *t;
+  pp_soa a, b;
+  const pp_soa *roots;
   uint64_t n;
 } frontier;
 
@@ -37,16 +39,90 @@ typedef struct scan_job {
   int nkeys;
   frontier *fr;
   uint64_t nchunks;
-  atomic_uint_fast64_t next_chunk;
+  int nthreads;
+  const uint8_t *folds_in; /* the snapshot's folds when ready */
+  uint8_t *folds_out;      /* where to store them when this scan fills them */
 } scan_job;
 
 typedef struct worker {
   scan_job *job;
+  int index;             /* takes chunks [index*n/T, (index+1)*n/T) */
   uint8_t *acc;          /* nkeys x 4096 */
   pp_clmul256 *proof;    /* nkeys */
   int failed;
+  int started;
   pthread_t tid;
 } worker;
+
+/* Pages accumulated per call; matches the SIMD kernels' prefetch distance. */
+#define STEP_PAGES 8u
+/* Bytes between two keys' masks: a chunk rounded up for whole-vector stores. */
+#define MASK_STRIDE ((PP_CHUNK_PAGES + 16) * 16)
+
+/*
+** The expander makes one chunk's masks for every key, one tree level at a
+** time, and can stop and resume between levels. The worker runs it in
+** slices between the accumulation steps of the previous chunk, so the read
+** of that chunk (prefetched a step ahead by the SIMD kernel) overlaps the
+** expansion, which touches no snapshot memory.
+*/
+typedef struct expander {
+  const scan_job *job;
+  pp_soa a, b;
+  const pp_soa *cur, *nxt;
+  uint8_t *masks;        /* output: nkeys x MASK_STRIDE */
+  uint64_t chunk;
+  int key;               /* key in progress; nkeys when done */
+  unsigned level;        /* level of the nodes in cur */
+  uint64_t first, n;     /* index of cur's first node in its level, count */
+} expander;
+
+static void expander_start(expander *e, uint64_t chunk, uint8_t *masks) {
+  e->chunk = chunk;
+  e->masks = masks;
+  e->key = -1;
+  e->level = 0;
+  e->n = 0;
+}
+
+/* The key's chunk root into cur, or done. */
+static void expander_next_key(expander *e) {
+  if (++e->key >= e->job->nkeys) return;
+  const frontier *f = &e->job->fr[e->key];
+  e->cur = &e->a;
+  e->nxt = &e->b;
+  for (int i = 0; i < 4; i++) e->a.w[i][0] = f->roots->w[i][e->chunk];
+  e->a.t[0] = f->roots->t[e->chunk];
+  e->level = pp_chunk_level(&e->job->keys[e->key]);
+  e->first = e->chunk;
+  e->n = 1;
+}
+
+/* Runs levels until about `budget` nodes were expanded (all if budget is
+** 0); returns nonzero once every key's masks are made. */
+static int expander_run(expander *e, uint64_t budget) {
+  const pp_simd *simd = e->job->be->simd;
+  uint64_t npages = e->job->be->snap->npages, done = 0;
+  if (e->key < 0) expander_next_key(e);
+  while (e->key < e->job->nkeys) {
+    const pp_key *k = &e->job->keys[e->key];
+    if (e->level == k->domain_bits) {
+      uint32_t fcw[4];
+      pp_key_final_words(k, fcw);
+      simd->leaves_to_masks(e->cur, e->n, fcw,
+                            (uint8_t (*)[16])(e->masks + (size_t)e->key * MASK_STRIDE));
+      expander_next_key(e);
+      continue;
+    }
+    if (budget && done >= budget) return 0;
+    done += e->n;
+    e->n = pp_dpf_expand_step(k, simd, e->level, e->first, e->n, npages, e->cur, e->nxt);
+    e->first *= 2;
+    e->level++;
+    const pp_soa *t = e->cur; e->cur = e->nxt; e->nxt = t;
+  }
+  return 1;
+}
 
 static void *worker_main(void *arg) {
   worker *w = arg;
@@ -54,42 +130,43 @@ static void *worker_main(void *arg) {
   const pp_simd *simd = job->be->simd;
   const pp_snapshot *snap = job->be->snap;
   int nkeys = job->nkeys;
-  /* Ping-pong expansion buffers sized for one chunk, plus each key's masks. */
-  uint8_t (*a)[16] = malloc(2 * PP_CHUNK_PAGES * 16), (*b)[16] = malloc(2 * PP_CHUNK_PAGES * 16);
-  uint8_t *a_t = malloc(2 * PP_CHUNK_PAGES), *b_t = malloc(2 * PP_CHUNK_PAGES);
-  uint8_t *masks = malloc((size_t)nkeys * PP_CHUNK_PAGES * 16);
-  const uint8_t **mp = malloc((size_t)nkeys * sizeof *mp);
-  if (!a || !b || !a_t || !b_t || !masks || !mp) {
+  uint64_t c0 = job->nchunks * (uint64_t)w->index / (uint64_t)job->nthreads;
+  uint64_t c1 = job->nchunks * (uint64_t)(w->index + 1) / (uint64_t)job->nthreads;
+  expander e;
+  memset(&e, 0, sizeof e);
+  e.job = job;
+  int ok_a = !pp_soa_alloc(&e.a, PP_CHUNK_PAGES), ok_b = !pp_soa_alloc(&e.b, PP_CHUNK_PAGES);
+  uint8_t *masks[2] = {malloc((size_t)nkeys * MASK_STRIDE), malloc((size_t)nkeys * MASK_STRIDE)};
+  if (!ok_a || !ok_b || !masks[0] || !masks[1]) {
     w->failed = 1;
     goto done;
   }
-  for (;;) {
-    uint64_t c = atomic_fetch_add(&job->next_chunk, 1);
-    if (c >= job->nchunks) break;
+  if (c0 < c1) {
+    expander_start(&e, c0, masks[0]);
+    expander_run(&e, 0);
+  }
+  /* Nodes of the next chunk to expand per accumulation step. */
+  uint64_t budget = (uint64_t)nkeys * STEP_PAGES + 1;
+  for (uint64_t c = c0; c < c1; c++) {
+    uint8_t *cur = masks[(c - c0) & 1];
+    if (c + 1 < c1) expander_start(&e, c + 1, masks[(c + 1 - c0) & 1]);
     uint64_t p0 = c << PP_CHUNK_LOG2;
     uint64_t np = snap->npages - p0 < PP_CHUNK_PAGES ? snap->npages - p0 : PP_CHUNK_PAGES;
-    for (int k = 0; k < nkeys; k++) {
-      const pp_key *key = &job->keys[k];
-      unsigned lvl = pp_chunk_level(key);
-      memcpy(a[0], job->fr[k].seed[c], 16);
-      a_t[0] = job->fr[k].t[c];
-      uint8_t (*leaf)[16];
-      uint8_t *leaf_t;
-      uint64_t n = pp_dpf_expand(key, simd, lvl, c, 1, key->domain_bits - lvl,
-                                 snap->npages, a, a_t, b, b_t, &leaf, &leaf_t);
-      (void)n; /* == np by construction */
-      pp_dpf_leaves_to_masks(key, leaf, leaf_t, np);
-      memcpy(masks + (size_t)k * PP_CHUNK_PAGES * 16, leaf, np * 16);
+    for (uint64_t i = 0; i < np; i += STEP_PAGES) {
+      uint64_t n = np - i < STEP_PAGES ? np - i : STEP_PAGES;
+      uint64_t p = p0 + i;
+      simd->accumulate_pages(snap->data + p * PP_PAGE_SIZE, n, (size_t)nkeys, cur + 16 * i,
+                             MASK_STRIDE, job->folds_in ? job->folds_in + 16 * p : NULL,
+                             job->folds_out ? job->folds_out + 16 * p : NULL, w->acc, w->proof);
+      if (c + 1 < c1) expander_run(&e, budget);
     }
-    for (uint64_t i = 0; i < np; i++) {
-      for (int k = 0; k < nkeys; k++)
-        mp[k] = masks + ((size_t)k * PP_CHUNK_PAGES + i) * 16;
-      simd->accumulate_page(snap->data + (p0 + i) * PP_PAGE_SIZE, (size_t)nkeys, mp,
-                            w->acc, w->proof);
-    }
+    if (c + 1 < c1) expander_run(&e, 0);
   }
 done:
-  free(a); free(b); free(a_t); free(b_t); free(masks); free(mp);
+  if (ok_a) pp_soa_free(&e.a);
+  if (ok_b) pp_soa_free(&e.b);
+  free(masks[0]);
+  free(masks[1]);
   return NULL;
 }
 
@@ -97,21 +174,11 @@ done:
 static int build_frontier(const cpu_backend *be, const pp_key *k, frontier *f) {
   uint64_t npages = be->snap->npages;
   unsigned lvl = pp_chunk_level(k);
-  uint64_t width = (npages + ((uint64_t)1 << (k->domain_bits - lvl)) - 1) >> (k->domain_bits - lvl);
-  uint8_t (*a)[16] = malloc(2 * width * 16), (*b)[16] = malloc(2 * width * 16);
-  uint8_t *a_t = malloc(2 * width), *b_t = malloc(2 * width);
-  if (!a || !b || !a_t || !b_t) {
-    free(a); free(b); free(a_t); free(b_t);
-    return 1;
-  }
-  memcpy(a[0], k->root_seed, 16);
-  a_t[0] = k->root_t;
-  uint8_t (*out)[16];
-  uint8_t *out_t;
-  f->n = pp_dpf_expand(k, be->simd, 0, 0, 1, lvl, npages, a, a_t, b, b_t, &out, &out_t);
-  /* Keep the buffer that holds the result; free the other. */
-  if (out == a) { f->seed = a; f->t = a_t; free(b); free(b_t); }
-  else { f->seed = b; f->t = b_t; free(a); free(a_t); }
+  unsigned below = k->domain_bits - lvl;
+  uint64_t width = (npages + ((uint64_t)1 << below) - 1) >> below;
+  if (pp_soa_alloc(&f->a, width) || pp_soa_alloc(&f->b, width)) return 1;
+  pp_soa_set(&f->a, 0, k->root_seed, k->root_t);
+  f->n = pp_dpf_expand_soa(k, be->simd, 0, 0, 1, lvl, npages, &f->a, &f->b, &f->roots);
   return 0;
 }
 
@@ -125,9 +192,25 @@ static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *an
   job.keys = keys;
   job.nkeys = nkeys;
   job.nchunks = (be->snap->npages + PP_CHUNK_PAGES - 1) >> PP_CHUNK_LOG2;
-  atomic_init(&job.next_chunk, 0);
+  /* Folds: use them if ready; else the first scan to get here fills them
+  ** while it scans (others fold on the fly), so one pass pays for it. */
+  pp_snapshot *snap = be->snap;
+  int filling = 0;
+  pthread_mutex_lock(&snap->attach_mu);
+  if (snap->folds_state == PP_FOLDS_READY) {
+    job.folds_in = snap->folds;
+  } else if (snap->folds_state == PP_FOLDS_NONE) {
+    if (!snap->folds) snap->folds = malloc(snap->npages * 16);
+    if (snap->folds) {
+      snap->folds_state = PP_FOLDS_FILLING;
+      job.folds_out = snap->folds;
+      filling = 1;
+    }
+  }
+  pthread_mutex_unlock(&snap->attach_mu);
   int nthreads = be->threads;
   if ((uint64_t)nthreads > job.nchunks) nthreads = (int)job.nchunks;
+  job.nthreads = nthreads;
   int rc = 1;
   worker *ws = calloc((size_t)nthreads, sizeof *ws);
   job.fr = calloc((size_t)nkeys, sizeof *job.fr);
@@ -136,18 +219,21 @@ static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *an
     if (build_frontier(be, &keys[k], &job.fr[k])) goto oom;
   for (int i = 0; i < nthreads; i++) {
     ws[i].job = &job;
+    ws[i].index = i;
     ws[i].acc = aligned_alloc(64, (size_t)nkeys * PP_PAGE_SIZE);
     ws[i].proof = calloc((size_t)nkeys, sizeof(pp_clmul256));
     if (!ws[i].acc || !ws[i].proof) goto oom;
     memset(ws[i].acc, 0, (size_t)nkeys * PP_PAGE_SIZE);
   }
-  /* The calling thread is worker 0. */
-  int started = 1;
-  for (int i = 1; i < nthreads; i++, started++)
-    if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) break;
+  /* The calling thread is worker 0; a worker whose thread cannot start
+  ** runs here too, after it. */
+  for (int i = 1; i < nthreads; i++)
+    ws[i].started = pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) == 0;
   worker_main(&ws[0]);
-  for (int i = 1; i < started; i++) pthread_join(ws[i].tid, NULL);
-  if (atomic_load(&job.next_chunk) < job.nchunks) goto oom; /* cannot happen: worker 0 drains */
+  for (int i = 1; i < nthreads; i++) {
+    if (ws[i].started) pthread_join(ws[i].tid, NULL);
+    else worker_main(&ws[i]);
+  }
   for (int i = 0; i < nthreads; i++)
     if (ws[i].failed) goto oom;
 
@@ -168,11 +254,16 @@ static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *an
 oom:
   snprintf(err, errlen, "out of memory for a scan of %d keys", nkeys);
 cleanup:
+  if (filling) {
+    pthread_mutex_lock(&snap->attach_mu);
+    snap->folds_state = rc == 0 ? PP_FOLDS_READY : PP_FOLDS_NONE;
+    pthread_mutex_unlock(&snap->attach_mu);
+  }
   if (ws)
     for (int i = 0; i < nthreads; i++) { free(ws[i].acc); free(ws[i].proof); }
   free(ws);
   if (job.fr)
-    for (int k = 0; k < nkeys; k++) { free(job.fr[k].seed); free(job.fr[k].t); }
+    for (int k = 0; k < nkeys; k++) { pp_soa_free(&job.fr[k].a); pp_soa_free(&job.fr[k].b); }
   free(job.fr);
   return rc;
 }

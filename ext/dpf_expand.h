@@ -34,6 +34,30 @@ uint64_t pp_dpf_expand(const pp_key *k, const pp_simd *simd, unsigned level,
                        uint8_t (*b)[16], uint8_t *b_t, uint8_t (**out)[16],
                        uint8_t **out_t);
 
+/* Word-sliced node buffers for pp_dpf_expand_soa: allocates a pp_soa able
+** to hold the children of `nodes` nodes (twice that, rounded up, plus
+** slack). Zeroed, so extra SIMD lanes never read uninitialised memory. */
+int pp_soa_alloc(pp_soa *s, uint64_t nodes);
+void pp_soa_free(pp_soa *s);
+
+/* pp_dpf_expand in word-sliced form with the SIMD table's kernels. The n
+** input nodes are in *a; the result is in *a or *b, returned in *out. */
+uint64_t pp_dpf_expand_soa(const pp_key *k, const pp_simd *simd, unsigned level,
+                           uint64_t first, uint64_t n, unsigned levels, uint64_t npages,
+                           const pp_soa *a, const pp_soa *b, const pp_soa **out);
+
+/* One level of pp_dpf_expand_soa: expands the n nodes of level l in `in`
+** (the first with index first) into `out`; returns how many children have
+** leaves below npages (they are children first*2 onwards). */
+uint64_t pp_dpf_expand_step(const pp_key *k, const pp_simd *simd, unsigned l, uint64_t first,
+                            uint64_t n, uint64_t npages, const pp_soa *in, const pp_soa *out);
+
+/* The key's root (or any node) into slot i of a word-sliced buffer. */
+void pp_soa_set(const pp_soa *s, uint64_t i, const uint8_t seed[16], uint8_t t);
+
+/* The key's final correction word as words. */
+void pp_key_final_words(const pp_key *k, uint32_t fcw[4]);
+
 /* Turns leaf nodes (seed, t) into masks in place: seed ^= t ? final_cw : 0. */
 void pp_dpf_leaves_to_masks(const pp_key *k, uint8_t (*seeds)[16],
                             const uint8_t *t, uint64_t n);

@@ -104,6 +104,7 @@ void pp_snapshot_release(pp_snapshot *snap) {
   }
   pthread_mutex_unlock(&registry_mu);
   if (snap->cuda && snap->cuda_free) snap->cuda_free(snap->cuda);
+  free(snap->folds);
   munmap((void *)snap->data, snap->npages * PP_PAGE_SIZE);
   pthread_mutex_destroy(&snap->attach_mu);
   free(snap->path);

@@ -15,6 +15,8 @@
 #include <sys/types.h>
 
 typedef struct pp_snapshot pp_snapshot;
+
+enum { PP_FOLDS_NONE, PP_FOLDS_FILLING, PP_FOLDS_READY };
 struct pp_snapshot {
   char *path;            /* absolute path it was opened by first */
   dev_t dev;
@@ -29,6 +31,10 @@ struct pp_snapshot {
   pthread_mutex_t attach_mu;
   void *cuda;            /* pp_cuda_snapshot*, NULL until uploaded */
   void (*cuda_free)(void *);
+  /* fold(page) for every page (16 bytes each), filled by the first CPU scan
+  ** that finds them missing; later scans read them instead of folding. */
+  uint8_t *folds;
+  int folds_state;       /* PP_FOLDS_NONE / _FILLING / _READY */
 
   pp_snapshot *next;     /* registry list */
 };
