@@ -218,21 +218,6 @@ static inline __attribute__((always_inline)) void strips(const uint8_t *pages, s
   }
 }
 
-/* Hardware prefetchers stop at 4 KiB boundaries, and every page is a new
-** one: ask for the next block while this one is computed on. */
-#include <stdlib.h>
-static int pf_dist = -1, pf_hint;
-static inline void prefetch_next_block(const uint8_t *pages, size_t npages, size_t b) {
-  if (pf_dist < 0) { pf_dist = getenv("PF_DIST") ? atoi(getenv("PF_DIST")) : 1; pf_hint = getenv("PF_HINT") ? atoi(getenv("PF_HINT")) : 0; }
-  if (!pf_dist) return;
-  size_t start = b + pf_dist * BLOCK, end = start + BLOCK < npages ? start + BLOCK : npages;
-  static int pf_step = 0; if (!pf_step) pf_step = getenv("PF_STEP") ? atoi(getenv("PF_STEP")) : 64;
-  for (const uint8_t *p = pages + start * PP_PAGE_SIZE; p < pages + end * PP_PAGE_SIZE; p += pf_step)
-    if (pf_hint == 0) _mm_prefetch((const char *)p, _MM_HINT_T0);
-    else if (pf_hint == 1) _mm_prefetch((const char *)p, _MM_HINT_T1);
-    else _mm_prefetch((const char *)p, _MM_HINT_T2);
-}
-
 static void accumulate_pages(const uint8_t *pages, size_t npages, size_t nkeys,
                              const uint8_t *masks, size_t key_stride, const uint8_t *folds_in,
                              uint8_t *folds_out, uint8_t *acc, pp_clmul256 *proof) {
@@ -241,7 +226,6 @@ static void accumulate_pages(const uint8_t *pages, size_t npages, size_t nkeys,
     const uint8_t *pg = pages + b * PP_PAGE_SIZE;
     const uint8_t *mk = masks + 16 * b;
     __m128i fold[BLOCK];
-    prefetch_next_block(pages, npages, b);
     /* Folding first also pulls the block into L1 for the strips below. */
     for (size_t i = 0; i < np; i++)
       if (folds_in) fold[i] = _mm_loadu_si128((const __m128i *)(folds_in + 16 * (b + i)));
@@ -250,21 +234,15 @@ static void accumulate_pages(const uint8_t *pages, size_t npages, size_t nkeys,
         if (folds_out) _mm_storeu_si128((__m128i *)(folds_out + 16 * (b + i)), fold[i]);
       }
     /* The first key group's sweep also prefetches the next block, one line
-    ** per step: spread out, so the prefetches never stall the loop. */
+    ** per step. Hardware prefetchers stop at 4 KiB boundaries and every page
+    ** is a new one; spread out like this the prefetches never stall. */
     size_t k = 0;
-    const int pf = 1;
     for (; k + 3 <= nkeys; k += 3) {
-      if (k == 0 && pf) strips(pg, np, mk, key_stride, acc, 3, 1);
+      if (k == 0) strips(pg, np, mk, key_stride, acc, 3, 1);
       else strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 3, 0);
     }
-    if (nkeys - k == 2) {
-      if (k == 0 && pf) strips(pg, np, mk, key_stride, acc, 2, 1);
-      else strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 2, 0);
-    }
-    if (nkeys - k == 1) {
-      if (k == 0 && pf) strips(pg, np, mk, key_stride, acc, 1, 1);
-      else strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 1, 0);
-    }
+    if (nkeys - k == 2) strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 2, k == 0);
+    if (nkeys - k == 1) strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 1, k == 0);
     for (k = 0; k < nkeys; k++)
       for (size_t i = 0; i < np; i++)
         clmul_acc_pclmul(&proof[k], fold[i],

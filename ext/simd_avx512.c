@@ -167,7 +167,7 @@ static void accumulate_page(const uint8_t *page, size_t nkeys,
 #define BLOCK 8
 static inline __attribute__((always_inline)) void strips(const uint8_t *pages, size_t np,
                                                          const uint8_t *masks, size_t key_stride,
-                                                         uint8_t *acc, const int G) {
+                                                         uint8_t *acc, const int G, const int PF) {
   for (unsigned s = 0; s < PP_PAGE_SIZE; s += 128) {
     __m512i a[4][2];
 #pragma GCC unroll 4
@@ -176,6 +176,10 @@ static inline __attribute__((always_inline)) void strips(const uint8_t *pages, s
       const uint8_t *pg = pages + i * PP_PAGE_SIZE + s;
       __m512i p0 = _mm512_load_si512((const void *)pg);
       __m512i p1 = _mm512_load_si512((const void *)(pg + 64));
+      if (PF) { /* next block, one 128-byte strip per step (see simd_avx2.c) */
+        _mm_prefetch((const char *)pg + BLOCK * PP_PAGE_SIZE, _MM_HINT_T0);
+        _mm_prefetch((const char *)pg + BLOCK * PP_PAGE_SIZE + 64, _MM_HINT_T0);
+      }
   #pragma GCC unroll 4
     for (int g = 0; g < G; g++) {
         __m512i m = _mm512_broadcast_i32x4(
@@ -194,14 +198,6 @@ static inline __attribute__((always_inline)) void strips(const uint8_t *pages, s
   }
 }
 
-/* Hardware prefetchers stop at 4 KiB boundaries, and every page is a new
-** one: ask for the next block while this one is computed on. */
-static inline void prefetch_next_block(const uint8_t *pages, size_t npages, size_t b) {
-  size_t end = b + 2 * BLOCK < npages ? b + 2 * BLOCK : npages;
-  for (const uint8_t *p = pages + (b + BLOCK) * PP_PAGE_SIZE; p < pages + end * PP_PAGE_SIZE; p += 64)
-    _mm_prefetch((const char *)p, _MM_HINT_T0);
-}
-
 static void accumulate_pages(const uint8_t *pages, size_t npages, size_t nkeys,
                              const uint8_t *masks, size_t key_stride, const uint8_t *folds_in,
                              uint8_t *folds_out, uint8_t *acc, pp_clmul256 *proof) {
@@ -210,7 +206,6 @@ static void accumulate_pages(const uint8_t *pages, size_t npages, size_t nkeys,
     const uint8_t *pg = pages + b * PP_PAGE_SIZE;
     const uint8_t *mk = masks + 16 * b;
     __m128i fold[BLOCK];
-    prefetch_next_block(pages, npages, b);
     for (size_t i = 0; i < np; i++)
       if (folds_in) fold[i] = _mm_loadu_si128((const __m128i *)(folds_in + 16 * (b + i)));
       else {
@@ -219,11 +214,11 @@ static void accumulate_pages(const uint8_t *pages, size_t npages, size_t nkeys,
       }
     size_t k = 0;
     for (; k + 4 <= nkeys; k += 4)
-      strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 4);
+      strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 4, k == 0);
     switch (nkeys - k) {
-      case 3: strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 3); break;
-      case 2: strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 2); break;
-      case 1: strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 1); break;
+      case 3: strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 3, k == 0); break;
+      case 2: strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 2, k == 0); break;
+      case 1: strips(pg, np, mk + k * key_stride, key_stride, acc + k * PP_PAGE_SIZE, 1, k == 0); break;
     }
     for (k = 0; k < nkeys; k++)
       for (size_t i = 0; i < np; i++)

@@ -1146,7 +1146,7 @@ static void test_simd(void) {
   ** against portable. */
   static const size_t NP[] = {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33};
   size_t maxp = 33;
-  uint8_t *pages = xalloc(maxp * PP_PAGE_SIZE), *folds = xalloc(maxp * 16);
+  uint8_t *pages = xalloc(maxp * PP_PAGE_SIZE), *folds = xalloc(maxp * 16), *fout = xalloc((maxp + 1) * 16);
   size_t mcap = MAXK * (maxp * 16 + 64) + 64;
   uint8_t *mk = xalloc(mcap);
   for (size_t pi = 0; pi < sizeof NP / sizeof NP[0]; pi++) {
@@ -1157,7 +1157,7 @@ static void test_simd(void) {
       for (int var = 0; var < 3; var++) {
         size_t stride = var == 0 ? np * 16 : var == 1 ? np * 16 + 48 : np * 16 + 16;
         if (stride == 0) stride = 16;
-        int use_folds = var == 1;
+        int use_folds = var == 1; /* var 2: folds_out */
         for (size_t i = 0; i < mcap; i += 16) random_mask(mk + i);
         rnd_bytes(acc0, MAXK * PP_PAGE_SIZE);
         rnd_bytes((uint8_t *)pr0, sizeof pr0);
@@ -1168,23 +1168,34 @@ static void test_simd(void) {
           for (size_t k = 0; k < nk; k++) masks[k] = mk + k * stride + 16 * i;
           port->accumulate_page(pages + i * PP_PAGE_SIZE, nk, masks, accw, prw);
         }
+        const char *fm = use_folds ? "folds_in" : var == 2 ? "folds_out" : "no folds";
         for (int ti = -1; ti < NTABLES; ti++) {
           const pp_simd *t = ti < 0 ? port : g_tables[ti];
           if (!t || (ti == 0 && t == port)) continue; /* portable once */
           memcpy(acct, acc0, MAXK * PP_PAGE_SIZE);
           memcpy(prt, pr0, sizeof pr0);
-          t->accumulate_pages(pages, np, nk, mk, stride, use_folds ? folds : NULL, acct, prt);
+          memset(fout, 0xa5, (maxp + 1) * 16);
+          t->accumulate_pages(pages, np, nk, mk, stride, use_folds ? folds : NULL, var == 2 ? fout : NULL,
+                              acct, prt);
           CHECK_BYTES(acct, accw, MAXK * PP_PAGE_SIZE,
-                      "%s accumulate_pages npages=%zu nkeys=%zu stride=%zu folds=%s: accumulators", t->name,
-                      np, nk, stride, use_folds ? "given" : "NULL");
+                      "%s accumulate_pages npages=%zu nkeys=%zu stride=%zu %s: accumulators", t->name,
+                      np, nk, stride, fm);
           CHECK_BYTES(prt, prw, sizeof prw,
-                      "%s accumulate_pages npages=%zu nkeys=%zu stride=%zu folds=%s: unreduced proofs", t->name,
-                      np, nk, stride, use_folds ? "given" : "NULL");
+                      "%s accumulate_pages npages=%zu nkeys=%zu stride=%zu %s: unreduced proofs", t->name,
+                      np, nk, stride, fm);
+          if (var == 2 && nk > 0) {
+            CHECK(np == 0 || !memcmp(fout, folds, np * 16),
+                  "%s accumulate_pages npages=%zu nkeys=%zu: folds_out holds each page's fold", t->name, np, nk);
+            int clean = 1;
+            for (size_t i = np * 16; i < (maxp + 1) * 16; i++) clean &= fout[i] == 0xa5;
+            CHECK(clean, "%s accumulate_pages npages=%zu nkeys=%zu: nothing written to folds_out past npages",
+                  t->name, np, nk);
+          }
         }
       }
     }
   }
-  free(pages); free(folds); free(mk);
+  free(pages); free(folds); free(fout); free(mk);
   free(page); free(acc0); free(accw); free(acct);
 
   /* xor_reduce on 4096*k bytes. */
