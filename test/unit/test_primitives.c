@@ -962,6 +962,7 @@ static void test_expand(void) {
   uint8_t (*a)[16] = xalloc(cap * 16), (*b)[16] = xalloc(cap * 16), *a_t = xalloc(cap), *b_t = xalloc(cap);
   uint8_t (*ref[2])[16] = {xalloc(maxn * 16), xalloc(maxn * 16)};
   uint8_t (*fr)[16] = xalloc(maxn * 16), *fr_t = xalloc(maxn);
+  uint8_t (*mout)[16] = xalloc((((maxn + 15) & ~(uint64_t)15) + 16) * 16);
   for (size_t ni = 0; ni < sizeof NPAGES / sizeof NPAGES[0]; ni++) {
     uint64_t npages = NPAGES[ni];
     int dmin = pp_min_domain_bits(npages);
@@ -1008,6 +1009,68 @@ static void test_expand(void) {
                   "(first difference at leaf %llu)", (unsigned long long)npages, d, p, simd->name,
                   (unsigned long long)bad);
           }
+          /* Word-sliced path (the scan's): pp_dpf_expand_soa, then the table's
+          ** leaves_to_masks; buffers sized as the scan sizes them. */
+          {
+            uint32_t fcw[4];
+            pp_key_final_words(k, fcw);
+            int fw = 1;
+            for (int w = 0; w < 4; w++) fw &= fcw[w] == pp_load32le(k->final_cw + 4 * w);
+            CHECK(fw, "pp_key_final_words");
+            pp_soa ra = {{0}, 0}, rb = {{0}, 0};
+            if (CHECK(!pp_soa_alloc(&ra, npages) && !pp_soa_alloc(&rb, npages), "pp_soa_alloc(%llu)",
+                      (unsigned long long)npages)) {
+              const pp_soa *so = NULL;
+              pp_soa_set(&ra, 0, k->root_seed, k->root_t);
+              uint64_t n2 = pp_dpf_expand_soa(k, simd, 0, 0, 1, (unsigned)d, npages, &ra, &rb, &so);
+              CHECK_U64(n2, npages, "expand_soa npages=%llu d=%d key%d %s: root expansion returns npages nodes",
+                        (unsigned long long)npages, d, p, simd->name);
+              if (n2 == npages) {
+                simd->leaves_to_masks(so, n2, fcw, mout);
+                int same = expand_compare(k, (const uint8_t(*)[16])mout, (const uint8_t(*)[16])ref[p], 0, n2, &bad);
+                CHECK(same, "expand_soa npages=%llu d=%d key%d %s: root expansion equals Eval at every leaf "
+                      "(first difference at leaf %llu)", (unsigned long long)npages, d, p, simd->name,
+                      (unsigned long long)bad);
+              }
+            }
+            pp_soa_free(&ra);
+            pp_soa_free(&rb);
+            unsigned lv = pp_chunk_level(k);
+            uint64_t bl = (uint64_t)1 << (d - lv), wf = (npages + bl - 1) / bl;
+            pp_soa fa = {{0}, 0}, fb2 = {{0}, 0}, ca = {{0}, 0}, cb = {{0}, 0};
+            if (CHECK(!pp_soa_alloc(&fa, wf) && !pp_soa_alloc(&fb2, wf) && !pp_soa_alloc(&ca, PP_CHUNK_PAGES) &&
+                      !pp_soa_alloc(&cb, PP_CHUNK_PAGES), "pp_soa_alloc for the chunk path")) {
+              const pp_soa *fso = NULL, *cso = NULL;
+              pp_soa_set(&fa, 0, k->root_seed, k->root_t);
+              uint64_t nf = pp_dpf_expand_soa(k, simd, 0, 0, 1, lv, npages, &fa, &fb2, &fso);
+              int chunks_ok = CHECK(nf == wf, "expand_soa npages=%llu d=%d key%d %s: frontier at level %u has "
+                                    "%llu nodes, want %llu", (unsigned long long)npages, d, p, simd->name, lv,
+                                    (unsigned long long)nf, (unsigned long long)wf);
+              for (uint64_t c = 0; c < nf && chunks_ok; c++) {
+                uint8_t seed[16];
+                for (int w = 0; w < 4; w++) pp_store32le(seed + 4 * w, fso->w[w][c]);
+                pp_soa_set(&ca, 0, seed, fso->t[c] != 0);
+                uint64_t first = c * bl, want_n = npages - first < bl ? npages - first : bl;
+                uint64_t cn = pp_dpf_expand_soa(k, simd, lv, c, 1, (unsigned)d - lv, npages, &ca, &cb, &cso);
+                if (!CHECK(cn == want_n, "expand_soa npages=%llu d=%d key%d %s: chunk %llu returns %llu nodes, "
+                           "want %llu", (unsigned long long)npages, d, p, simd->name, (unsigned long long)c,
+                           (unsigned long long)cn, (unsigned long long)want_n)) {
+                  chunks_ok = 0;
+                  break;
+                }
+                simd->leaves_to_masks(cso, cn, fcw, mout);
+                if (!expand_compare(k, (const uint8_t(*)[16])mout, (const uint8_t(*)[16])ref[p], first, cn, &bad))
+                  chunks_ok = 0;
+              }
+              CHECK(chunks_ok, "expand_soa npages=%llu d=%d key%d %s: chunk path (level %u) equals Eval at every "
+                    "leaf (first difference at leaf %llu)", (unsigned long long)npages, d, p, simd->name, lv,
+                    (unsigned long long)bad);
+            }
+            pp_soa_free(&fa);
+            pp_soa_free(&fb2);
+            pp_soa_free(&ca);
+            pp_soa_free(&cb);
+          }
           /* Chunk path: the frontier at pp_chunk_level, then each chunk. */
           unsigned lvl = pp_chunk_level(k);
           CHECK_U64(lvl, d > PP_CHUNK_LOG2 ? d - PP_CHUNK_LOG2 : 0, "pp_chunk_level(d=%d)", d);
@@ -1047,7 +1110,7 @@ static void test_expand(void) {
       }
     }
   }
-  free(a); free(b); free(a_t); free(b_t); free(ref[0]); free(ref[1]); free(fr); free(fr_t);
+  free(a); free(b); free(a_t); free(b_t); free(ref[0]); free(ref[1]); free(fr); free(fr_t); free(mout);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1106,6 +1169,88 @@ static void test_simd(void) {
       }
       CHECK(untouched, "%s prg_many n=%zu: writes nothing past child 2n", g_tables[ti]->name, n);
     }
+  }
+
+  /* expand_level and leaves_to_masks (word-sliced nodes), n = 0..40: the
+  ** portable table against pp_prg plus corrections by hand, the others
+  ** against the portable table. Buffers come from pp_soa_alloc, as in the
+  ** scan, so an overrun past its slack shows under valgrind. */
+  for (size_t n = 0; n <= 40; n++) {
+    pp_soa in = {{0}, 0}, want = {{0}, 0}, got = {{0}, 0};
+    if (!CHECK(!pp_soa_alloc(&in, n) && !pp_soa_alloc(&want, n) && !pp_soa_alloc(&got, n),
+               "pp_soa_alloc(%zu)", n))
+      break;
+    uint8_t seeds[40][16], ts[40], cwb[16], hand[80][16], hand_t[80];
+    uint32_t cw[4], tcw[2];
+    rnd_bytes(cwb, 16);
+    for (int w = 0; w < 4; w++) cw[w] = pp_load32le(cwb + 4 * w);
+    tcw[0] = (n & 1) ? 0xffffffffu : 0;
+    tcw[1] = (n & 2) ? 0xffffffffu : 0;
+    for (size_t i = 0; i < n; i++) {
+      rnd_bytes(seeds[i], 16);
+      ts[i] = (uint8_t)(rnd64() & 1);
+      pp_soa_set(&in, i, seeds[i], ts[i]);
+      pp_prg(seeds[i], hand[2 * i], hand[2 * i + 1], &hand_t[2 * i], &hand_t[2 * i + 1]);
+      if (ts[i])
+        for (int c = 0; c < 2; c++) {
+          xor16(hand[2 * i + c], cwb);
+          hand_t[2 * i + c] ^= (uint8_t)(tcw[c] & 1);
+        }
+    }
+    int set_ok = 1;
+    for (size_t i = 0; i < n; i++) {
+      for (int w = 0; w < 4; w++) set_ok &= in.w[w][i] == pp_load32le(seeds[i] + 4 * w);
+      set_ok &= in.t[i] == (ts[i] ? 0xffffffffu : 0);
+    }
+    CHECK(set_ok, "pp_soa_set n=%zu: words and t masks", n);
+    for (int ti = -1; ti < NTABLES; ti++) {
+      const pp_simd *t = ti < 0 ? port : g_tables[ti];
+      if (!t || (ti == 0 && t == port)) continue;
+      const pp_soa *dst = ti < 0 ? &want : &got;
+      t->expand_level(&in, n, dst, cw, tcw);
+      int same = 1, tmask = 1;
+      for (size_t i = 0; i < 2 * n; i++) {
+        uint8_t b[16];
+        for (int w = 0; w < 4; w++) pp_store32le(b + 4 * w, dst->w[w][i]);
+        if (ti < 0) same &= !memcmp(b, hand[i], 16) && (dst->t[i] & 1) == hand_t[i];
+        else {
+          for (int w = 0; w < 4; w++) same &= dst->w[w][i] == want.w[w][i];
+          same &= dst->t[i] == want.t[i];
+        }
+        tmask &= dst->t[i] == 0 || dst->t[i] == 0xffffffffu;
+      }
+      CHECK(same, "%s expand_level n=%zu: the 2n children equal %s", t->name, n,
+            ti < 0 ? "pp_prg plus corrections" : "the portable table's");
+      CHECK(tmask, "%s expand_level n=%zu: child t values are 0 or 0xffffffff", t->name, n);
+    }
+    /* leaves_to_masks over the 2n children; out has room for 2n rounded up
+    ** to 16 records, and nothing may be written past that. */
+    size_t nl = 2 * n, room = (nl + 15) & ~(size_t)15;
+    uint8_t fb[16];
+    uint32_t fcw[4];
+    rnd_bytes(fb, 16);
+    for (int w = 0; w < 4; w++) fcw[w] = pp_load32le(fb + 4 * w);
+    uint8_t (*mw)[16] = xalloc((room + 16) * 16), (*mg)[16] = xalloc((room + 16) * 16);
+    for (size_t i = 0; i < nl; i++) {
+      for (int w = 0; w < 4; w++) pp_store32le(mw[i] + 4 * w, want.w[w][i]);
+      if (want.t[i]) xor16(mw[i], fb);
+    }
+    for (int ti = 0; ti < NTABLES; ti++) {
+      const pp_simd *t = g_tables[ti];
+      if (!t) continue;
+      memset(mg, 0xa5, (room + 16) * 16);
+      t->leaves_to_masks(&want, nl, fcw, mg);
+      CHECK(nl == 0 || !memcmp(mg, mw, nl * 16), "%s leaves_to_masks n=%zu: masks = seed ^ (t ? final_cw : 0)",
+            t->name, nl);
+      int clean = 1;
+      for (size_t i = room * 16; i < (room + 16) * 16; i++) clean &= ((uint8_t *)mg)[i] == 0xa5;
+      CHECK(clean, "%s leaves_to_masks n=%zu: nothing written past %zu records", t->name, nl, room);
+    }
+    free(mw);
+    free(mg);
+    pp_soa_free(&in);
+    pp_soa_free(&want);
+    pp_soa_free(&got);
   }
 
   /* accumulate_page: nkeys 0..9, random page / masks / accumulators / proofs. */

@@ -240,12 +240,9 @@ int main(void) {
     return 1;
   }
   if (dir[0] != '/') { /* the table gets an absolute path */
-    char cwd[200];
-    if (getcwd(cwd, sizeof cwd)) {
-      char abs[256];
-      snprintf(abs, sizeof abs, "%s/%s", cwd, dir);
-      snprintf(dir, sizeof dir, "%s", abs);
-    }
+    char *abs = realpath(dir, NULL);
+    if (abs && strlen(abs) < sizeof dir) memcpy(dir, abs, strlen(abs) + 1);
+    free(abs);
   }
   snprintf(path, sizeof path, "%s/snap.bin", dir);
   FILE *f = fopen(path, "wb");
@@ -289,6 +286,7 @@ done:
     CHECK(rc == SQLITE_OK, "sqlite3_close: %s", sqlite3_errstr(rc));
   }
 done_nodb:
+  sqlite3_reset_auto_extension();
   unlink(path);
   rmdir(dir);
   free(snap);
