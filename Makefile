@@ -78,9 +78,10 @@ $(B)/test/test_static: test/unit/test_static.c libpagepir.a | $(B)/test
 	$(CC) $(CFLAGS) $< -o $@ libpagepir.a -lsqlite3 $(GPU_LIBS) $(LDLIBS)
 
 # Packages the build, demo and tests need, installed with apt when root.
-DEB_PKGS := libsqlite3-dev sqlite3 tcl libsqlite3-tcl
+DEB_PKGS := libsqlite3-dev sqlite3 tcl libsqlite3-tcl python3
 check-deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v $(CC) >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "pagepir: installing$$missing"; \
 	    (apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }) \

@@ -9,7 +9,10 @@ SELECT page_query_version() AS version;
 -- Each server opens the same snapshot (here: two tables in one process).
 CREATE VIRTUAL TABLE temp.server_a USING page_query(file='demo.bin');
 CREATE VIRTUAL TABLE temp.server_b USING page_query(file='demo.bin');
-SELECT tbl, pages, backend, backend_reason, simd, threads FROM page_query_info ORDER BY tbl;
+SELECT tbl, pages, backend, simd, threads FROM page_query_info ORDER BY tbl;
+.mode line
+SELECT DISTINCT backend_reason FROM page_query_info;
+.mode box
 
 -- Client: pick a random page and make a key pair for it (domain_bits 12 = 4096 pages).
 CREATE TEMP TABLE wanted AS SELECT abs(random()) % 4096 AS page;
