@@ -20,9 +20,12 @@
 #   finish_test
 #
 # Helpers: pq_open, pq_create, pq_create_sql (the one place that adds the
-# backend), snapshot (via build/mksnap), hex/unhex, blob_xor, zero_page,
-# read_page, file_sha256, vector_json, and ref::* (an independent Tcl
-# implementation of ChaCha8, the DPF and the answer/proof formulas).
+# backend), actual_backend, simd_available, cuda_state, snapshot (via
+# build/mksnap), hex/unhex, blob_xor, zero_page, read_page, file_sha256,
+# vector_json, and ref::* (an independent Tcl implementation of ChaCha8, the
+# DPF and the answer/proof formulas, checked by reference.test).
+# Before the first test, a preflight opens one table with the chosen backend:
+# if that fails, the file reports that as its single failure.
 
 package require Tcl 8.6
 package require sqlite3
@@ -60,11 +63,16 @@ set ::nPass 0
 set ::nFail 0
 set ::failList {}
 
+# At most 400 characters, anything unprintable (answers, keys) as \xNN.
 proc _show {s} {
-  if {[string length $s] > 400} {
-    return "[string range $s 0 399]... ([string length $s] chars)"
+  set n [string length $s]
+  set out ""
+  foreach c [split [string range $s 0 399] ""] {
+    scan $c %c v
+    if {$v < 32 || $v > 126} { append out [format {\x%02x} [expr {$v & 0xff}]] } else { append out $c }
   }
-  return $s
+  if {$n > 400} { append out "... ($n chars)" }
+  return $out
 }
 
 proc _matches {result expected} {
@@ -108,21 +116,20 @@ proc catchsql {sql {db db}} {
 
 # Expected rows are normalised like SQLite's tester: whitespace and newlines
 # between values do not matter.
+# A /regexp/ is passed on as it is.
+proc _normalise {expected} {
+  if {[string index $expected 0] eq "/" && [string index $expected end] eq "/"} {
+    return $expected
+  }
+  return [list {*}$expected]
+}
+
 proc do_execsql_test {name sql {expected {}}} {
-  uplevel 1 [list do_test $name [list execsql $sql] [list {*}$expected]]
+  uplevel 1 [list do_test $name [list execsql $sql] [_normalise $expected]]
 }
 
 proc do_catchsql_test {name sql expected} {
-  uplevel 1 [list do_test $name [list catchsql $sql] [list {*}$expected]]
-}
-
-# Runs body only when cond holds; otherwise says why (not counted).
-proc ifcapable_or_skip {cond why body} {
-  if {[uplevel 1 [list expr $cond]]} {
-    uplevel 1 $body
-  } elseif {$::verbose} {
-    puts "(skipped: $why)"
-  }
+  uplevel 1 [list do_test $name [list catchsql $sql] [_normalise $expected]]
 }
 
 proc finish_test {} {
@@ -182,6 +189,19 @@ proc simd_default {{db db}} {
   set v [$db onecolumn {SELECT page_query_version()}]
   if {![regexp {; simd (\S+) \(} $v -> name]} { error "cannot parse version '$v'" }
   return $name
+}
+# The backend the suite's tables actually get: cpu or cuda (auto resolved).
+proc actual_backend {} {
+  if {$::backend ne "auto"} { return $::backend }
+  if {![info exists ::_actual_backend]} {
+    sqlite3 _probe :memory:
+    _probe enable_load_extension 1
+    set ext $::ext
+    _probe eval {SELECT load_extension($ext)}
+    set ::_actual_backend [expr {[cuda_state _probe] eq "device" ? "cuda" : "cpu"}]
+    _probe close
+  }
+  return $::_actual_backend
 }
 # "none" (not compiled in), "nodevice" (compiled in, no device) or "device".
 proc cuda_state {{db db}} {
@@ -450,3 +470,23 @@ namespace eval ref {
     return [expr {[xor16 $p0 $p1] eq $want}]
   }
 }
+
+# ---- preflight ----------------------------------------------------------------------------
+# The extension loads and the chosen backend can open a table; otherwise the
+# file reports one clear failure instead of a pile of unrelated ones.
+proc _preflight {} {
+  if {[catch {
+    sqlite3 _pre :memory:
+    _pre enable_load_extension 1
+    set ext $::ext
+    _pre eval {SELECT load_extension($ext)}
+    set snap [snapshot preflight.bin 1 1]
+    _pre eval [pq_create_sql pre $snap]
+  } err]} {
+    catch {_pre close}
+    do_test preflight [list set _ $err] "the extension ($::ext) opens a table with backend='$::backend'"
+    finish_test
+  }
+  _pre close
+}
+_preflight
