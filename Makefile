@@ -57,10 +57,12 @@ $(B)/gpu/cuda_backend.o: gpu/cuda_backend.cu $(HEADERS) | $(B)/gpu
 $(B)/so $(B)/a $(B)/gpu $(B)/test:
 	mkdir -p $@
 
+# Linked under a temporary name and renamed: a process that has the old
+# library loaded keeps its (unlinked) copy instead of crashing.
 pagepir.so: $(SO_OBJ) $(GPU_OBJ)
-	$(CC) -shared -o $@ $^ $(GPU_LIBS) $(LDLIBS)
+	$(CC) -shared -o $@.tmp $^ $(GPU_LIBS) $(LDLIBS) && mv -f $@.tmp $@
 libpagepir.a: $(A_OBJ) $(GPU_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	rm -f $@.tmp && ar rcs $@.tmp $^ && mv -f $@.tmp $@
 # What a program linking libpagepir.a needs besides it and -lsqlite3.
 print-libs:
 	@echo $(GPU_LIBS) $(LDLIBS)

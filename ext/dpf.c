@@ -12,8 +12,15 @@ int pp_min_domain_bits(uint64_t npages) {
 
 int pp_key_parse(const uint8_t *buf, size_t len, uint64_t npages, pp_key *out,
                  char *err, size_t errlen) {
-  if (len < 35) {
-    snprintf(err, errlen, "a key is at least 35 bytes (35 + 18*domain_bits), got %zu", len);
+  if (len < 19) {
+    /* Too short to hold domain_bits: say what this table needs. */
+    if (npages > 0) {
+      int dmin = pp_min_domain_bits(npages);
+      if (dmin < 1) dmin = 1;
+      snprintf(err, errlen, "expected %u bytes for domain_bits=%d, got %zu", PP_KEY_LEN(dmin), dmin, len);
+    } else {
+      snprintf(err, errlen, "expected at least %u bytes (35 + 18*domain_bits), got %zu", PP_KEY_LEN(1), len);
+    }
     return 1;
   }
   unsigned d = buf[18];

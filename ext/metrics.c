@@ -113,13 +113,35 @@ void pp_metrics_reset(pp_metrics *m) {
   pthread_mutex_unlock(&m->mu);
 }
 
+/* Unlinks and frees a table's entry; the lock is held. */
+static void remove_table(pp_metrics *m, const char *name) {
+  for (table_stats **pp = &m->tables; *pp; pp = &(*pp)->next) {
+    if (!strcmp((*pp)->name, name)) {
+      table_stats *t = *pp;
+      *pp = t->next;
+      free(t->name);
+      free(t);
+      return;
+    }
+  }
+}
+
+void pp_metrics_forget(pp_metrics *m, const char *table) {
+  pthread_mutex_lock(&m->mu);
+  remove_table(m, table);
+  pthread_mutex_unlock(&m->mu);
+}
+
 void pp_metrics_rename(pp_metrics *m, const char *from, const char *to) {
   pthread_mutex_lock(&m->mu);
+  char *n = strdup(to);
   table_stats *t = find_table(m, from, 0);
-  char *n = t ? strdup(to) : NULL;
-  if (n) {
+  if (n && t) {
+    if (strcmp(from, to)) remove_table(m, to);
     free(t->name);
     t->name = n;
+  } else {
+    free(n);
   }
   pthread_mutex_unlock(&m->mu);
 }

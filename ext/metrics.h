@@ -39,7 +39,11 @@ void pp_metrics_free(pp_metrics *m);
 void pp_metrics_record(pp_metrics *m, const char *table, pp_phase ph,
                        uint64_t keys, uint64_t bytes, double us);
 void pp_metrics_reset(pp_metrics *m);
+/* Moves a table's rows to a new name; rows already under that name (a
+** dropped table's) are discarded first. */
 void pp_metrics_rename(pp_metrics *m, const char *from, const char *to);
+/* Drops a table's rows (DROP TABLE). */
+void pp_metrics_forget(pp_metrics *m, const char *table);
 /* A copy of all rows with calls > 0; free with pp_metrics_rows_free. */
 int pp_metrics_rows(pp_metrics *m, pp_metric_row **rows, int *n);
 void pp_metrics_rows_free(pp_metric_row *rows, int n);

@@ -17,6 +17,7 @@ struct pp_table {
   pp_conn *conn;
   char *schema;
   char *name;
+  char *metrics_name;       /* name, or schema.name outside main: unique per connection */
   char *path;               /* the snapshot file, resolved */
   pp_options opt;
   pp_snapshot *snap;

@@ -110,9 +110,12 @@ static void fn_read_pass(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   pp_conn *conn = sqlite3_user_data(ctx);
   const char *name = (const char *)sqlite3_value_text(argv[0]);
+  /* "t" is main.t (or the only t); "temp.t" names another schema's. */
   pp_table *t = NULL;
   pthread_mutex_lock(&conn->mu);
-  for (pp_table *x = conn->tables; x && name; x = x->next)
+  for (pp_table *x = conn->tables; x && name && !t; x = x->next)
+    if (!sqlite3_stricmp(x->metrics_name, name)) t = x;
+  for (pp_table *x = conn->tables; x && name && !t; x = x->next)
     if (!sqlite3_stricmp(x->name, name)) t = x;
   pthread_mutex_unlock(&conn->mu);
   if (!t) {

@@ -16,6 +16,7 @@ typedef struct keygen_cursor {
   sqlite3_vtab_cursor base;
   uint8_t key[2][PP_KEY_LEN(PP_MAX_DOMAIN_BITS)];
   int keylen, row;
+  sqlite3_int64 page, domain_bits;
 } keygen_cursor;
 
 static int kg_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
@@ -120,6 +121,8 @@ static int kg_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, i
   pp_key_serialize(&k0, c->key[0]);
   pp_key_serialize(&k1, c->key[1]);
   c->keylen = (int)PP_KEY_LEN(d);
+  c->page = page;
+  c->domain_bits = d;
   memset(seeds, 0, sizeof seeds);
   c->row = 0;
   return SQLITE_OK;
@@ -138,6 +141,8 @@ static int kg_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   keygen_cursor *c = (keygen_cursor *)cur;
   if (col == KG_PARTY) sqlite3_result_int(ctx, c->row);
   else if (col == KG_KEY) sqlite3_result_blob(ctx, c->key[c->row], c->keylen, SQLITE_TRANSIENT);
+  else if (col == KG_PAGE) sqlite3_result_int64(ctx, c->page);
+  else sqlite3_result_int64(ctx, c->domain_bits);
   return SQLITE_OK;
 }
 

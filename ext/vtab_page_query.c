@@ -74,6 +74,11 @@ static char *resolve_path(sqlite3 *db, const char *schema, const char *file) {
   return sqlite3_mprintf("%s/%s", cwd, file);
 }
 
+/* Metrics rows are per connection, so a table outside main is qualified. */
+static char *metrics_name_of(const char *schema, const char *name) {
+  return strcmp(schema, "main") ? sqlite3_mprintf("%s.%s", schema, name) : sqlite3_mprintf("%s", name);
+}
+
 static void table_free(pp_table *t) {
   if (!t) return;
   if (t->backend) t->backend->destroy(t->backend);
@@ -81,6 +86,7 @@ static void table_free(pp_table *t) {
   pp_options_free(&t->opt);
   sqlite3_free(t->schema);
   sqlite3_free(t->name);
+  sqlite3_free(t->metrics_name);
   sqlite3_free(t->path);
   if (t->conn) pp_conn_unref(t->conn);
   sqlite3_free(t);
@@ -101,7 +107,7 @@ static int choose_backend(pp_table *t, char *err, size_t errlen) {
       snprintf(t->backend_reason, sizeof t->backend_reason, "%s: %s",
                strcmp(t->opt.backend, "cuda") ? "auto picked the GPU" : "backend='cuda'", dev);
       if (upload_us >= 0)
-        pp_metrics_record(t->conn->metrics, t->name, PP_PHASE_LOAD, 0, bytes, upload_us);
+        pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_LOAD, 0, bytes, upload_us);
       return 0;
     }
   }
@@ -130,7 +136,8 @@ static int pq_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
   memset(t, 0, sizeof *t);
   t->schema = sqlite3_mprintf("%s", argv[1]);
   t->name = sqlite3_mprintf("%s", argv[2]);
-  if (!t->schema || !t->name) {
+  t->metrics_name = metrics_name_of(argv[1], argv[2]);
+  if (!t->schema || !t->name || !t->metrics_name) {
     table_free(t);
     return SQLITE_NOMEM;
   }
@@ -182,9 +189,16 @@ static int pq_disconnect(sqlite3_vtab *vt) {
   return SQLITE_OK;
 }
 
+/* DROP TABLE: the table's metrics go with it. */
+static int pq_destroy(sqlite3_vtab *vt) {
+  pp_table *t = (pp_table *)vt;
+  pp_metrics_forget(t->conn->metrics, t->metrics_name);
+  return pq_disconnect(vt);
+}
+
 static int pq_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
   (void)vt;
-  int key_eq = -1, key_unusable = 0, page_eq = -1, lo = -1, hi = -1, page_any = 0;
+  int key_eq = -1, key_unusable = 0, page_eq = -1, lo = -1, hi = -1, page_unusable = 0;
   for (int i = 0; i < info->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
     if (c->iColumn == COL_KEY) {
@@ -192,8 +206,14 @@ static int pq_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
       if (!c->usable) key_unusable = 1;
       else if (key_eq < 0) key_eq = i;
     } else if (c->iColumn == COL_PAGENO) {
-      page_any = 1;
-      if (!c->usable) continue;
+      int supported = c->op == SQLITE_INDEX_CONSTRAINT_EQ || c->op == SQLITE_INDEX_CONSTRAINT_GE ||
+                      c->op == SQLITE_INDEX_CONSTRAINT_GT || c->op == SQLITE_INDEX_CONSTRAINT_LE ||
+                      c->op == SQLITE_INDEX_CONSTRAINT_LT;
+      if (!supported) continue; /* <>, IS NOT NULL, LIKE...: SQLite checks those */
+      if (!c->usable) {
+        page_unusable = 1;
+        continue;
+      }
       switch (c->op) {
         case SQLITE_INDEX_CONSTRAINT_EQ: if (page_eq < 0) page_eq = i; break;
         case SQLITE_INDEX_CONSTRAINT_GE:
@@ -239,7 +259,7 @@ static int pq_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
       info->orderByConsumed = 1;
     return SQLITE_OK;
   }
-  if (page_any) return SQLITE_CONSTRAINT;
+  if (page_unusable) return SQLITE_CONSTRAINT;
   info->idxNum = PLAN_NONE; /* xFilter explains what to write */
   info->estimatedCost = 1e99;
   info->estimatedRows = 1;
@@ -273,7 +293,7 @@ static void record_total(pp_cursor *c) {
   pp_table *t = (pp_table *)c->base.pVtab;
   if (c->plan != PLAN_KEYS || c->total_done) return;
   c->total_done = 1;
-  pp_metrics_record(t->conn->metrics, t->name, PP_PHASE_TOTAL, (uint64_t)c->nrows,
+  pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_TOTAL, (uint64_t)c->nrows,
                     t->snap->npages * PP_PAGE_SIZE, pp_now_us() - c->t_start);
 }
 
@@ -295,9 +315,18 @@ static const char *type_name(int t) {
   }
 }
 
-/* Adds one key value to the cursor's batch. NULL matches nothing (SQL
-** semantics of key = NULL), so it adds no row. */
-static int add_key(pp_cursor *c, int *cap, sqlite3_value *v, int pos) {
+/* The batch being collected by xFilter: key blobs (kept for the key
+** column) and their parsed forms. */
+typedef struct batch {
+  pp_key *keys;
+  int cap;
+} batch;
+
+/* Adds one value of the key constraint to the batch. `pos` is its 1-based
+** position among the values SQLite hands over (NULLs included), the number
+** every error message about it uses. NULL matches nothing (SQL semantics of
+** key = NULL), so it adds no row. */
+static int add_key(pp_cursor *c, batch *b, sqlite3_value *v, int pos) {
   pp_table *t = (pp_table *)c->base.pVtab;
   int type = sqlite3_value_type(v);
   if (type == SQLITE_NULL) return SQLITE_OK;
@@ -305,20 +334,29 @@ static int add_key(pp_cursor *c, int *cap, sqlite3_value *v, int pos) {
     vt_error(&t->base, "page_query: key %d: expected a BLOB, got %s", pos, type_name(type));
     return SQLITE_ERROR;
   }
-  if (c->nrows == *cap) {
-    int n = *cap ? 2 * *cap : 16;
+  if (c->nrows == b->cap) {
+    int n = b->cap ? 2 * b->cap : 16;
     uint8_t **k = sqlite3_realloc64(c->key, (sqlite3_uint64)n * sizeof *k);
     if (!k) return SQLITE_NOMEM;
     c->key = k;
     int *l = sqlite3_realloc64(c->keylen, (sqlite3_uint64)n * sizeof *l);
     if (!l) return SQLITE_NOMEM;
     c->keylen = l;
-    *cap = n;
+    pp_key *pk = sqlite3_realloc64(b->keys, (sqlite3_uint64)n * sizeof *pk);
+    if (!pk) return SQLITE_NOMEM;
+    b->keys = pk;
+    b->cap = n;
   }
   int len = sqlite3_value_bytes(v);
-  uint8_t *copy = sqlite3_malloc(len > 0 ? len : 1);
+  const uint8_t *blob = sqlite3_value_blob(v);
+  char err[256];
+  if (pp_key_parse(blob, (size_t)len, t->snap->npages, &b->keys[c->nrows], err, sizeof err)) {
+    vt_error(&t->base, "page_query: key %d: %s", pos, err);
+    return SQLITE_ERROR;
+  }
+  uint8_t *copy = sqlite3_malloc(len);
   if (!copy) return SQLITE_NOMEM;
-  if (len) memcpy(copy, sqlite3_value_blob(v), (size_t)len);
+  memcpy(copy, blob, (size_t)len);
   c->key[c->nrows] = copy;
   c->keylen[c->nrows] = len;
   c->nrows++;
@@ -327,41 +365,35 @@ static int add_key(pp_cursor *c, int *cap, sqlite3_value *v, int pos) {
 
 static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
   pp_table *t = (pp_table *)c->base.pVtab;
-  int rc, cap = 0, pos = 0;
+  batch b = {NULL, 0};
+  int rc, pos = 0;
   c->t_start = pp_now_us();
   c->total_done = 0;
   if (idxNum & KEYS_IN_LIST) {
     sqlite3_value *v;
     for (rc = sqlite3_vtab_in_first(arg, &v); rc == SQLITE_OK; rc = sqlite3_vtab_in_next(arg, &v))
-      if ((rc = add_key(c, &cap, v, ++pos)) != SQLITE_OK) return rc;
-    if (rc != SQLITE_DONE) return rc;
-  } else if ((rc = add_key(c, &cap, arg, ++pos)) != SQLITE_OK) {
+      if ((rc = add_key(c, &b, v, ++pos)) != SQLITE_OK) break;
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  } else {
+    rc = add_key(c, &b, arg, ++pos);
+  }
+  if (rc != SQLITE_OK || c->nrows == 0) {
+    sqlite3_free(b.keys);
     return rc;
   }
-  if (c->nrows == 0) return SQLITE_OK;
-
-  pp_key *keys = sqlite3_malloc64((sqlite3_uint64)c->nrows * sizeof *keys);
   c->answers = sqlite3_malloc64((sqlite3_uint64)c->nrows * PP_PAGE_SIZE);
   c->proofs = sqlite3_malloc64((sqlite3_uint64)c->nrows * 16);
-  if (!keys || !c->answers || !c->proofs) {
-    sqlite3_free(keys);
+  if (!c->answers || !c->proofs) {
+    sqlite3_free(b.keys);
     return SQLITE_NOMEM;
   }
-  char err[256];
-  for (int i = 0; i < c->nrows; i++) {
-    if (pp_key_parse(c->key[i], (size_t)c->keylen[i], t->snap->npages, &keys[i], err, sizeof err)) {
-      vt_error(&t->base, "page_query: key %d: %s", i + 1, err);
-      sqlite3_free(keys);
-      return SQLITE_ERROR;
-    }
-  }
   /* One scan per PP_MAX_BATCH keys: the whole IN list is one scan up to that. */
-  rc = SQLITE_OK;
+  char err[256];
   for (int first = 0; first < c->nrows && rc == SQLITE_OK; first += PP_MAX_BATCH) {
     int n = c->nrows - first < PP_MAX_BATCH ? c->nrows - first : PP_MAX_BATCH;
     pp_scan_timings tm;
     double t0 = pp_now_us();
-    if (t->backend->scan(t->backend, keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
+    if (t->backend->scan(t->backend, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
                          c->proofs + (size_t)first * 16, &tm, err, sizeof err)) {
       vt_error(&t->base, "page_query: %s: scan failed: %s", t->name, err);
       rc = SQLITE_ERROR;
@@ -369,12 +401,13 @@ static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
     }
     uint64_t bytes = t->snap->npages * PP_PAGE_SIZE;
     pp_metrics *m = t->conn->metrics;
-    pp_metrics_record(m, t->name, PP_PHASE_SCAN, (uint64_t)n, bytes, pp_now_us() - t0);
-    pp_metrics_record(m, t->name, PP_PHASE_H2D, (uint64_t)n, (uint64_t)n * sizeof(pp_key), tm.h2d_us);
-    pp_metrics_record(m, t->name, PP_PHASE_KERNEL, (uint64_t)n, bytes, tm.kernel_us);
-    pp_metrics_record(m, t->name, PP_PHASE_D2H, (uint64_t)n, (uint64_t)n * (PP_PAGE_SIZE + 16), tm.d2h_us);
+    const char *mn = t->metrics_name;
+    pp_metrics_record(m, mn, PP_PHASE_SCAN, (uint64_t)n, bytes, pp_now_us() - t0);
+    pp_metrics_record(m, mn, PP_PHASE_H2D, (uint64_t)n, (uint64_t)n * sizeof(pp_key), tm.h2d_us);
+    pp_metrics_record(m, mn, PP_PHASE_KERNEL, (uint64_t)n, bytes, tm.kernel_us);
+    pp_metrics_record(m, mn, PP_PHASE_D2H, (uint64_t)n, (uint64_t)n * (PP_PAGE_SIZE + 16), tm.d2h_us);
   }
-  sqlite3_free(keys);
+  sqlite3_free(b.keys);
   return rc;
 }
 
@@ -485,13 +518,13 @@ static int pq_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
       /* Merge phase: pending writes would be applied here (none yet). */
       double t0 = pp_now_us();
       sqlite3_result_blob(ctx, c->answers + (size_t)r * PP_PAGE_SIZE, PP_PAGE_SIZE, SQLITE_TRANSIENT);
-      pp_metrics_record(t->conn->metrics, t->name, PP_PHASE_MERGE, 1, PP_PAGE_SIZE, pp_now_us() - t0);
+      pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_MERGE, 1, PP_PAGE_SIZE, pp_now_us() - t0);
       break;
     }
     case COL_PROOF: {
       double t0 = pp_now_us();
       sqlite3_result_blob(ctx, c->proofs + (size_t)r * 16, 16, SQLITE_TRANSIENT);
-      pp_metrics_record(t->conn->metrics, t->name, PP_PHASE_PROOF, 1, 16, pp_now_us() - t0);
+      pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_PROOF, 1, 16, pp_now_us() - t0);
       break;
     }
     case COL_EPOCH:
@@ -511,11 +544,17 @@ static int pq_rowid(sqlite3_vtab_cursor *cur, sqlite_int64 *rowid) {
 
 static int pq_rename(sqlite3_vtab *vt, const char *name) {
   pp_table *t = (pp_table *)vt;
-  char *n = sqlite3_mprintf("%s", name);
-  if (!n) return SQLITE_NOMEM;
-  pp_metrics_rename(t->conn->metrics, t->name, name);
+  char *n = sqlite3_mprintf("%s", name), *mn = metrics_name_of(t->schema, name);
+  if (!n || !mn) {
+    sqlite3_free(n);
+    sqlite3_free(mn);
+    return SQLITE_NOMEM;
+  }
+  pp_metrics_rename(t->conn->metrics, t->metrics_name, mn);
   sqlite3_free(t->name);
+  sqlite3_free(t->metrics_name);
   t->name = n;
+  t->metrics_name = mn;
   return SQLITE_OK;
 }
 
@@ -525,7 +564,7 @@ static sqlite3_module page_query_module = {
     .xConnect = pq_connect,
     .xBestIndex = pq_best_index,
     .xDisconnect = pq_disconnect,
-    .xDestroy = pq_disconnect,
+    .xDestroy = pq_destroy,
     .xOpen = pq_open,
     .xClose = pq_close,
     .xFilter = pq_filter,

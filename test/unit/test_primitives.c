@@ -859,8 +859,8 @@ static void test_malformed(void) {
       {"party_7", "party"},                          {"domain_bits_0", "domain_bits"},
       {"domain_bits_40", "domain_bits"},             {"wrong_length_long", "expected 179 bytes"},
       {"t_cw_left_2", "t_cw_left"},                  {"t_cw_right_255", "t_cw_right"},
-      {"domain_bits_33", "domain_bits"},             {"empty", "35 bytes"},
-      {"too_short_34", "35 bytes"},
+      {"domain_bits_33", "domain_bits"},             {"empty", "got 0"},
+      {"too_short_34", "expected 179 bytes for domain_bits=8, got 34"},
   };
   char *json = load_vectors("malformed_keys.json", "pirref-malformed-v1");
   if (!json) return;
