@@ -26,10 +26,6 @@ typedef struct pp_soa {
 
 typedef struct pp_simd {
   const char *name;
-  /* GGM expansion of n nodes: child 2i and 2i+1 of seeds[i] (seed and
-  ** control bit), before correction words. `out` may not alias `seeds`. */
-  void (*prg_many)(const uint8_t (*seeds)[16], size_t n, uint8_t (*out)[16],
-                   uint8_t *out_t);
   /* One GGM level: the 2n corrected children of n nodes (child 2i+c of
   ** node i; c = 0 left, 1 right). cw is the level's seed correction word,
   ** tcw[c] its control-bit corrections as masks (0 or 0xffffffff). */
@@ -39,19 +35,14 @@ typedef struct pp_simd {
   ** have room for n rounded up to 16 records. */
   void (*leaves_to_masks)(const pp_soa *in, size_t n, const uint32_t fcw[4],
                           uint8_t (*out)[16]);
-  /* One page against nkeys masks: acc[k*4096 ..] ^= page AND rep(mask[k]);
-  ** proof[k] ^= clmul(fold(page), mask[k]) (unreduced). masks[k] points at
-  ** key k's 16-byte mask for this page. */
-  void (*accumulate_page)(const uint8_t *page, size_t nkeys,
-                          const uint8_t *const *masks, uint8_t *acc,
-                          pp_clmul256 *proof);
   /* The scan's hot loop: npages consecutive pages against nkeys keys.
   ** For each key k: acc[k*4096 ..] ^= XOR over pages i of page_i AND
   ** rep(mask(k, i)), and proof[k] ^= XOR over i of clmul(fold_i, mask(k, i))
   ** (unreduced), where mask(k, i) = masks + k*key_stride + 16*i. fold_i is
   ** folds_in + 16*i when folds_in is not NULL, else it is computed from the
-  ** page and, when folds_out is not NULL, stored at folds_out + 16*i. acc
-  ** must be 64-byte aligned. It may prefetch memory past the last page. */
+  ** page and, when folds_out is not NULL, stored at folds_out + 16*i. pages
+  ** and acc must be 64-byte aligned (pages are: they come from the mapping).
+  ** It may prefetch memory past the last page. */
   void (*accumulate_pages)(const uint8_t *pages, size_t npages, size_t nkeys,
                            const uint8_t *masks, size_t key_stride,
                            const uint8_t *folds_in, uint8_t *folds_out,

@@ -21,42 +21,6 @@ static inline __m256i rot8(__m256i v) {
   a = _mm256_add_epi32(a, b); d = rot8(_mm256_xor_si256(d, a));         \
   c = _mm256_add_epi32(c, d); b = ROT(_mm256_xor_si256(b, c), 7)
 
-/* Eight ChaCha8 blocks, one seed per lane, key = seed || seed, nonce 0. */
-static void chacha8_x8(const __m256i s[4], uint32_t counter, uint32_t out[][16], int nwords) {
-  __m256i x[16], in[16];
-  in[0] = _mm256_set1_epi32(0x61707865); in[1] = _mm256_set1_epi32(0x3320646e);
-  in[2] = _mm256_set1_epi32(0x79622d32); in[3] = _mm256_set1_epi32(0x6b206574);
-  for (int i = 0; i < 4; i++) in[4 + i] = in[8 + i] = s[i];
-  in[12] = _mm256_set1_epi32((int)counter);
-  in[13] = in[14] = in[15] = _mm256_setzero_si256();
-  for (int i = 0; i < 16; i++) x[i] = in[i];
-  for (int r = 0; r < 4; r++) {
-    QR(x[0], x[4], x[8], x[12]); QR(x[1], x[5], x[9], x[13]);
-    QR(x[2], x[6], x[10], x[14]); QR(x[3], x[7], x[11], x[15]);
-    QR(x[0], x[5], x[10], x[15]); QR(x[1], x[6], x[11], x[12]);
-    QR(x[2], x[7], x[8], x[13]); QR(x[3], x[4], x[9], x[14]);
-  }
-  for (int w = 0; w < nwords; w++)
-    _mm256_storeu_si256((__m256i *)out[w], _mm256_add_epi32(x[w], in[w]));
-}
-
-static void prg_many(const uint8_t (*seeds)[16], size_t n, uint8_t (*out)[16],
-                     uint8_t *out_t) {
-  const __m256i idx = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256i s[4];
-    for (int w = 0; w < 4; w++)
-      s[w] = _mm256_i32gather_epi32((const int *)seeds[i] + w, idx, 4);
-    uint32_t b0[8][16], b1[2][16];
-    chacha8_x8(s, 0, b0, 8);
-    chacha8_x8(s, 1, b1, 2);
-    prg_scatter(b0, b1, 8, out + 2 * i, out_t + 2 * i);
-  }
-  for (; i < n; i++)
-    pp_prg(seeds[i], out[2 * i], out[2 * i + 1], &out_t[2 * i], &out_t[2 * i + 1]);
-}
-
 /* ChaCha8 of eight seeds at once, returning the (input-added) output words
 ** 0..nwords-1 in registers. */
 static inline __attribute__((always_inline)) void chacha8_x8_regs(const __m256i s[4], uint32_t counter,
@@ -139,37 +103,6 @@ static __m128i fold_page(const uint8_t *page) {
   __m256i x = _mm256_xor_si256(_mm256_xor_si256(x0, x1), _mm256_xor_si256(x2, x3));
   return _mm_xor_si128(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
 }
-
-static void accumulate_page(const uint8_t *page, size_t nkeys,
-                            const uint8_t *const *masks, uint8_t *acc,
-                            pp_clmul256 *proof) {
-  __m128i fold = fold_page(page);
-  size_t k = 0;
-  /* Two keys per sweep share each page load. */
-  for (; k + 2 <= nkeys; k += 2) {
-    __m256i m0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)masks[k]));
-    __m256i m1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)masks[k + 1]));
-    uint8_t *a0 = acc + k * PP_PAGE_SIZE, *a1 = a0 + PP_PAGE_SIZE;
-    for (unsigned i = 0; i < PP_PAGE_SIZE; i += 32) {
-      __m256i p = _mm256_load_si256((const __m256i *)(page + i));
-      __m256i *q0 = (__m256i *)(a0 + i), *q1 = (__m256i *)(a1 + i);
-      _mm256_store_si256(q0, _mm256_xor_si256(_mm256_load_si256(q0), _mm256_and_si256(p, m0)));
-      _mm256_store_si256(q1, _mm256_xor_si256(_mm256_load_si256(q1), _mm256_and_si256(p, m1)));
-    }
-  }
-  for (; k < nkeys; k++) {
-    __m256i m = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)masks[k]));
-    uint8_t *a = acc + k * PP_PAGE_SIZE;
-    for (unsigned i = 0; i < PP_PAGE_SIZE; i += 32) {
-      __m256i *q = (__m256i *)(a + i);
-      __m256i p = _mm256_load_si256((const __m256i *)(page + i));
-      _mm256_store_si256(q, _mm256_xor_si256(_mm256_load_si256(q), _mm256_and_si256(p, m)));
-    }
-  }
-  for (k = 0; k < nkeys; k++)
-    clmul_acc_pclmul(&proof[k], fold, _mm_loadu_si128((const __m128i *)masks[k]));
-}
-
 
 /* Register-blocked accumulation: for one 64-byte strip of a block of up to
 ** BLOCK pages, G keys' accumulators stay in registers across the block, so
@@ -263,4 +196,4 @@ static void xor_reduce(const uint8_t *data, size_t len, uint8_t out[16]) {
                    _mm_xor_si128(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
 }
 
-const pp_simd pp_simd_avx2 = {"avx2", prg_many, expand_level, leaves_to_masks, accumulate_page, accumulate_pages, xor_reduce};
+const pp_simd pp_simd_avx2 = {"avx2", expand_level, leaves_to_masks, accumulate_pages, xor_reduce};

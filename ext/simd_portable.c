@@ -4,31 +4,6 @@
 #include "chacha8.h"
 #include "dpf.h"
 
-static void prg_many(const uint8_t (*seeds)[16], size_t n, uint8_t (*out)[16],
-                     uint8_t *out_t) {
-  for (size_t i = 0; i < n; i++)
-    pp_prg(seeds[i], out[2 * i], out[2 * i + 1], &out_t[2 * i], &out_t[2 * i + 1]);
-}
-
-static void accumulate_page(const uint8_t *page, size_t nkeys,
-                            const uint8_t *const *masks, uint8_t *acc,
-                            pp_clmul256 *proof) {
-  uint8_t fold[16];
-  pp_fold_page_portable(page, fold);
-  const uint64_t *p = (const uint64_t *)page;
-  for (size_t k = 0; k < nkeys; k++) {
-    uint64_t m[2];
-    memcpy(m, masks[k], 16);
-    uint64_t *a = (uint64_t *)(acc + k * PP_PAGE_SIZE);
-    for (unsigned i = 0; i < PP_PAGE_SIZE / 8; i += 2) {
-      a[i] ^= p[i] & m[0];
-      a[i + 1] ^= p[i + 1] & m[1];
-    }
-    pp_clmul_acc_portable(&proof[k], fold, masks[k]);
-  }
-}
-
-
 static void accumulate_pages(const uint8_t *pages, size_t npages, size_t nkeys,
                              const uint8_t *masks, size_t key_stride, const uint8_t *folds_in,
                              uint8_t *folds_out, uint8_t *acc, pp_clmul256 *proof) {
@@ -87,4 +62,4 @@ static void xor_reduce(const uint8_t *data, size_t len, uint8_t out[16]) {
   memcpy(out, r, 16);
 }
 
-const pp_simd pp_simd_portable = {"portable", prg_many, expand_level, leaves_to_masks, accumulate_page, accumulate_pages, xor_reduce};
+const pp_simd pp_simd_portable = {"portable", expand_level, leaves_to_masks, accumulate_pages, xor_reduce};

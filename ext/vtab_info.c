@@ -1,16 +1,20 @@
 /*
 ** page_query_info: an eponymous, read-only table with one row per open
 ** page_query table of this connection: its file, page count, epoch, backend
-** (and why that backend), SIMD path and threads.
+** (and why that backend), SIMD path and threads, and for the CUDA backend
+** the process's device allocations so far (flat on the steady-state query
+** path: buffers come from a pool).
 **
 **   SELECT pages FROM page_query_info WHERE tbl = 't';
 */
 #include <string.h>
 #include "page_query.h"
+#include "../gpu/cuda_backend.h"
 
 typedef struct info_row {
   char *schema, *tbl, *file, *backend, *reason, *simd;
   sqlite3_int64 pages, threads;
+  int cuda;
 } info_row;
 
 typedef struct info_vtab {
@@ -29,7 +33,8 @@ static int in_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
   (void)argc; (void)argv; (void)pzErr;
   int rc = sqlite3_declare_vtab(db,
       "CREATE TABLE x(schema TEXT, tbl TEXT, file TEXT, pages INTEGER, page_size INTEGER, "
-      "epoch INTEGER, backend TEXT, backend_reason TEXT, simd TEXT, threads INTEGER)");
+      "epoch INTEGER, backend TEXT, backend_reason TEXT, simd TEXT, threads INTEGER, "
+      "device_allocs INTEGER)");
   if (rc != SQLITE_OK) return rc;
   info_vtab *v = sqlite3_malloc(sizeof *v);
   if (!v) return SQLITE_NOMEM;
@@ -100,6 +105,7 @@ static int in_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, i
     r->simd = sqlite3_mprintf("%s", strcmp(t->backend->name, "cpu") ? "" : t->simd->name);
     r->pages = (sqlite3_int64)t->snap->npages;
     r->threads = strcmp(t->backend->name, "cpu") ? 0 : t->threads;
+    r->cuda = !strcmp(t->backend->name, "cuda");
     if (!r->schema || !r->tbl || !r->file || !r->backend || !r->reason || !r->simd) rc = SQLITE_NOMEM;
   }
   pthread_mutex_unlock(&conn->mu);
@@ -131,8 +137,11 @@ static int in_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
     case 8:
       if (*r->simd) sqlite3_result_text(ctx, r->simd, -1, SQLITE_TRANSIENT);
       break;
-    default:
+    case 9:
       if (r->threads) sqlite3_result_int64(ctx, r->threads);
+      break;
+    default:
+      if (r->cuda) sqlite3_result_int64(ctx, (sqlite3_int64)pp_cuda_alloc_count());
       break;
   }
   return SQLITE_OK;
