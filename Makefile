@@ -107,3 +107,6 @@ bench: check-deps all $(B)/mksnap
 
 clean:
 	rm -rf $(B) pagepir.so libpagepir.a demo.bin
+
+# Sanitizer builds and fuzz targets (test/sanitize.mk, test/fuzz/fuzz.mk).
+-include test/sanitize.mk test/fuzz/fuzz.mk
