@@ -11,7 +11,11 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2
-CFLAGS  += -std=c11 -Wall -Wextra -fPIC -D_GNU_SOURCE -pthread
+CFLAGS  += -std=c11 -Wall -Wextra -fPIC -D_GNU_SOURCE -pthread $(SQLITE_CFLAGS)
+# Where SQLite's headers and library are, when not in the system's paths (a GPU
+# host with a staged bundle: see gpu/run_on_gpu_host.sh).
+SQLITE_CFLAGS ?=
+SQLITE_LIBS   ?= -lsqlite3
 LDLIBS  := -lm -pthread
 B       := build
 
@@ -41,7 +45,7 @@ A_OBJ  := $(EXT_SRC:%=$(B)/a/%.o)
 GPU_OBJ := $(B)/gpu/$(notdir $(basename $(GPU_SRC))).o
 HEADERS := $(wildcard ext/*.h) gpu/cuda_backend.h
 
-.PHONY: all demo test test-gpu bench deps clean check-deps
+.PHONY: all demo test test-gpu bench deps clean check-deps apt-deps print-libs
 all: pagepir.so libpagepir.a
 	@if [ "$(GPU_SRC)" = gpu/cuda_stub.c ]; then echo "pagepir: built with the CPU backend only (no nvcc found)"; \
 	 else echo "pagepir: built with the CPU and CUDA backends ($(NVCC))"; fi
@@ -75,13 +79,16 @@ $(B):
 
 UNIT_LIB_OBJ := $(filter-out $(B)/a/pagepir.o,$(A_OBJ))
 $(B)/test/test_primitives: test/unit/test_primitives.c $(UNIT_LIB_OBJ) $(GPU_OBJ) | $(B)/test
-	$(CC) $(CFLAGS) -DSQLITE_CORE $^ -o $@ -lsqlite3 $(GPU_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -DSQLITE_CORE $^ -o $@ $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 $(B)/test/test_static: test/unit/test_static.c libpagepir.a | $(B)/test
-	$(CC) $(CFLAGS) $< -o $@ libpagepir.a -lsqlite3 $(GPU_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 
 # Packages the build, demo and tests need, installed with apt when root.
+# PAGEPIR_NO_APT=1 skips this (a host that brings its own, e.g. a GPU host).
 DEB_PKGS := libsqlite3-dev sqlite3 tcl libsqlite3-tcl python3
 check-deps:
+	@[ -n "$(PAGEPIR_NO_APT)" ] || $(MAKE) --no-print-directory apt-deps
+apt-deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v $(CC) >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	if [ -n "$$missing" ]; then \
@@ -99,8 +106,14 @@ demo: check-deps all $(B)/mksnap
 test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static
 	@sh test/run_all.sh
 
+# On a GPU host: the whole suite with backend='cuda' (test/gpu.test compares
+# GPU and CPU answers bit for bit and checks the allocation counter), then the
+# CUDA backend's own checks (gpu/selftest.sh: every page count and batch size,
+# compute-sanitizer).
 test-gpu: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static
-	@PAGEPIR_BACKEND=cuda sh test/run_all.sh
+	@PAGEPIR_BACKEND=cuda sh test/run_all.sh; a=$$?; \
+	 bash gpu/selftest.sh quick full sanitize; b=$$?; \
+	 [ $$a -eq 0 ] && [ $$b -eq 0 ]
 
 bench: check-deps all $(B)/mksnap
 	@sh bench/run_cpu.sh
