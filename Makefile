@@ -33,7 +33,7 @@ endif
 GPU_SRC ?= gpu/cuda_stub.c
 
 EXT_SRC := chacha8 dpf dpf_expand gf128 simd_select simd_portable simd_avx2 simd_avx512 \
-           snapshot backend_cpu backend_cuda metrics options connection \
+           snapshot fault_guard backend_cpu backend_cuda metrics options connection \
            vtab_page_query vtab_metrics vtab_info vtab_keygen sql_functions pagepir
 # The SIMD kernels want -O3: full unrolling keeps ChaCha's state in registers.
 SIMD_FLAGS_simd_avx2     := -O3 -mavx2 -mpclmul

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "backend.h"
 #include "dpf_expand.h"
+#include "fault_guard.h"
 
 typedef struct cpu_backend {
   pp_backend base;
@@ -49,10 +50,12 @@ typedef struct worker {
   int index;             /* takes chunks [index*n/T, (index+1)*n/T) */
   uint8_t *acc;          /* nkeys x 4096 */
   pp_clmul256 *proof;    /* nkeys */
-  int failed;
+  int failed;            /* WORKER_OOM or WORKER_FAULT */
   int started;
   pthread_t tid;
 } worker;
+
+enum { WORKER_OK, WORKER_OOM, WORKER_FAULT };
 
 /* Pages accumulated per call; matches the SIMD kernels' prefetch distance. */
 #define STEP_PAGES 8u
@@ -138,9 +141,18 @@ static void *worker_main(void *arg) {
   int ok_a = !pp_soa_alloc(&e.a, PP_CHUNK_PAGES), ok_b = !pp_soa_alloc(&e.b, PP_CHUNK_PAGES);
   uint8_t *masks[2] = {malloc((size_t)nkeys * MASK_STRIDE), malloc((size_t)nkeys * MASK_STRIDE)};
   if (!ok_a || !ok_b || !masks[0] || !masks[1]) {
-    w->failed = 1;
+    w->failed = WORKER_OOM;
     goto done;
   }
+  /* From here on the mapping is read: a SIGBUS (the file shrank) lands here. */
+  sigjmp_buf jb;
+  pp_guard_install();
+  if (sigsetjmp(jb, 1)) {
+    pp_guard_end();
+    w->failed = WORKER_FAULT;
+    goto done;
+  }
+  pp_guard_jmp = &jb;
   if (c0 < c1) {
     expander_start(&e, c0, masks[0]);
     expander_run(&e, 0);
@@ -162,6 +174,7 @@ static void *worker_main(void *arg) {
     }
     if (c + 1 < c1) expander_run(&e, 0);
   }
+  pp_guard_end();
 done:
   if (ok_a) pp_soa_free(&e.a);
   if (ok_b) pp_soa_free(&e.b);
@@ -234,8 +247,14 @@ static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *an
     if (ws[i].started) pthread_join(ws[i].tid, NULL);
     else worker_main(&ws[i]);
   }
-  for (int i = 0; i < nthreads; i++)
+  for (int i = 0; i < nthreads; i++) {
+    if (ws[i].failed == WORKER_FAULT) {
+      snprintf(err, errlen, "the snapshot file shrank under its mapping (SIGBUS reading '%s'); "
+               "the file must not change while a table uses it", be->snap->path);
+      goto cleanup;
+    }
     if (ws[i].failed) goto oom;
+  }
 
   memcpy(answers, ws[0].acc, (size_t)nkeys * PP_PAGE_SIZE);
   for (int i = 1; i < nthreads; i++) {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "page_query.h"
 #include "../gpu/cuda_backend.h"
+#include "fault_guard.h"
 
 #define PAGEPIR_VERSION "0.1.0"
 
@@ -96,11 +97,21 @@ typedef struct read_part {
   uint8_t out[16];
   pthread_t tid;
   int started;
+  int faulted;
 } read_part;
 
 static void *read_part_main(void *arg) {
   read_part *p = arg;
+  sigjmp_buf jb;
+  pp_guard_install();
+  if (sigsetjmp(jb, 1)) {
+    pp_guard_end();
+    p->faulted = 1;
+    return NULL;
+  }
+  pp_guard_jmp = &jb;
   p->simd->xor_reduce(p->data, p->len, p->out);
+  pp_guard_end();
   return NULL;
 }
 
@@ -137,7 +148,7 @@ static void fn_read_pass(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   for (int i = 0; i < n; i++) {
     uint64_t first = (uint64_t)i * per;
     uint64_t cnt = first >= pages ? 0 : (pages - first < per ? pages - first : per);
-    parts[i] = (read_part){t->simd, t->snap->data + first * PP_PAGE_SIZE, cnt * PP_PAGE_SIZE, {0}, 0, 0};
+    parts[i] = (read_part){t->simd, t->snap->data + first * PP_PAGE_SIZE, cnt * PP_PAGE_SIZE, {0}, 0, 0, 0};
   }
   /* Part 0 runs on this thread; a part whose thread cannot start runs here too. */
   for (int i = 1; i < n; i++)
@@ -147,7 +158,15 @@ static void fn_read_pass(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   for (int i = 1; i < n; i++)
     if (parts[i].started) pthread_join(parts[i].tid, NULL);
   double us = pp_now_us() - t0;
+  int faulted = 0;
+  for (int i = 0; i < n; i++) faulted |= parts[i].faulted;
   free(parts);
+  if (faulted) {
+    char *msg = sqlite3_mprintf("page_query_read_pass: the snapshot file of '%s' shrank under its mapping (SIGBUS)", name);
+    sqlite3_result_error(ctx, msg ? msg : "page_query_read_pass: SIGBUS", -1);
+    sqlite3_free(msg);
+    return;
+  }
   sqlite3_result_double(ctx, us);
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "page_query.h"
 #include "../gpu/cuda_backend.h"
+#include "fault_guard.h"
 
 enum { COL_KEY, COL_PAGENO, COL_ANSWER, COL_PROOF, COL_EPOCH, COL_DATA };
 
@@ -503,9 +504,18 @@ static int pq_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   pp_table *t = (pp_table *)cur->pVtab;
   if (c->plan == PLAN_PAGES) {
     if (col == COL_PAGENO) sqlite3_result_int64(ctx, c->page);
-    else if (col == COL_DATA)
-      sqlite3_result_blob(ctx, t->snap->data + (uint64_t)c->page * PP_PAGE_SIZE, PP_PAGE_SIZE,
-                          SQLITE_TRANSIENT);
+    else if (col == COL_DATA) {
+      /* Copied under the SIGBUS guard first: a fault must not unwind SQLite. */
+      uint8_t *buf = sqlite3_malloc(PP_PAGE_SIZE);
+      if (!buf) return SQLITE_NOMEM;
+      if (pp_guarded_copy(buf, t->snap->data + (uint64_t)c->page * PP_PAGE_SIZE, PP_PAGE_SIZE)) {
+        sqlite3_free(buf);
+        vt_error(cur->pVtab, "page_query: %s: the snapshot file shrank under its mapping "
+                 "(SIGBUS reading page %lld of '%s')", t->name, (long long)c->page, t->path);
+        return SQLITE_ERROR;
+      }
+      sqlite3_result_blob(ctx, buf, PP_PAGE_SIZE, sqlite3_free);
+    }
     else if (col == COL_EPOCH) sqlite3_result_int64(ctx, 0);
     return SQLITE_OK;
   }
