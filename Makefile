@@ -32,7 +32,7 @@ endif
 endif
 GPU_SRC ?= gpu/cuda_stub.c
 
-EXT_SRC := chacha8 dpf dpf_expand gf128 simd_select simd_portable simd_avx2 simd_avx512 \
+EXT_SRC := alloc chacha8 dpf dpf_expand gf128 simd_select simd_portable simd_avx2 simd_avx512 \
            snapshot fault_guard backend_cpu backend_cuda metrics options connection \
            vtab_page_query vtab_metrics vtab_info vtab_keygen sql_functions pagepir
 # The SIMD kernels want -O3: full unrolling keeps ChaCha's state in registers.
@@ -82,6 +82,8 @@ $(B)/test/test_primitives: test/unit/test_primitives.c $(UNIT_LIB_OBJ) $(GPU_OBJ
 	$(CC) $(CFLAGS) -DSQLITE_CORE $^ -o $@ $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 $(B)/test/test_static: test/unit/test_static.c libpagepir.a | $(B)/test
 	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
+$(B)/test/test_faults: test/unit/test_faults.c libpagepir.a | $(B)/test
+	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 
 # Packages the build, demo and tests need, installed with apt when root.
 # PAGEPIR_NO_APT=1 skips this (a host that brings its own, e.g. a GPU host).
@@ -103,14 +105,14 @@ demo: check-deps all $(B)/mksnap
 	@test -f demo.bin || $(B)/mksnap demo.bin 4096 2026
 	sqlite3 :memory: < sql/demo.sql
 
-test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static
+test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults
 	@sh test/run_all.sh
 
 # On a GPU host: the whole suite with backend='cuda' (test/gpu.test compares
 # GPU and CPU answers bit for bit and checks the allocation counter), then the
 # CUDA backend's own checks (gpu/selftest.sh: every page count and batch size,
 # compute-sanitizer).
-test-gpu: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static
+test-gpu: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults
 	@PAGEPIR_BACKEND=cuda sh test/run_all.sh; a=$$?; \
 	 bash gpu/selftest.sh quick full sanitize; b=$$?; \
 	 [ $$a -eq 0 ] && [ $$b -eq 0 ]

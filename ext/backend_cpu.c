@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "dpf_expand.h"
 #include "fault_guard.h"
+#include "alloc.h"
 
 typedef struct cpu_backend {
   pp_backend base;
@@ -139,7 +140,7 @@ static void *worker_main(void *arg) {
   memset(&e, 0, sizeof e);
   e.job = job;
   int ok_a = !pp_soa_alloc(&e.a, PP_CHUNK_PAGES), ok_b = !pp_soa_alloc(&e.b, PP_CHUNK_PAGES);
-  uint8_t *masks[2] = {malloc((size_t)nkeys * MASK_STRIDE), malloc((size_t)nkeys * MASK_STRIDE)};
+  uint8_t *masks[2] = {pp_malloc((size_t)nkeys * MASK_STRIDE), pp_malloc((size_t)nkeys * MASK_STRIDE)};
   if (!ok_a || !ok_b || !masks[0] || !masks[1]) {
     w->failed = WORKER_OOM;
     goto done;
@@ -178,8 +179,8 @@ static void *worker_main(void *arg) {
 done:
   if (ok_a) pp_soa_free(&e.a);
   if (ok_b) pp_soa_free(&e.b);
-  free(masks[0]);
-  free(masks[1]);
+  pp_free(masks[0]);
+  pp_free(masks[1]);
   return NULL;
 }
 
@@ -213,7 +214,7 @@ static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *an
   if (snap->folds_state == PP_FOLDS_READY) {
     job.folds_in = snap->folds;
   } else if (snap->folds_state == PP_FOLDS_NONE) {
-    if (!snap->folds) snap->folds = malloc(snap->npages * 16);
+    if (!snap->folds) snap->folds = pp_malloc(snap->npages * 16);
     if (snap->folds) {
       snap->folds_state = PP_FOLDS_FILLING;
       job.folds_out = snap->folds;
@@ -225,16 +226,16 @@ static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *an
   if ((uint64_t)nthreads > job.nchunks) nthreads = (int)job.nchunks;
   job.nthreads = nthreads;
   int rc = 1;
-  worker *ws = calloc((size_t)nthreads, sizeof *ws);
-  job.fr = calloc((size_t)nkeys, sizeof *job.fr);
+  worker *ws = pp_calloc((size_t)nthreads, sizeof *ws);
+  job.fr = pp_calloc((size_t)nkeys, sizeof *job.fr);
   if (!ws || !job.fr) goto oom;
   for (int k = 0; k < nkeys; k++)
     if (build_frontier(be, &keys[k], &job.fr[k])) goto oom;
   for (int i = 0; i < nthreads; i++) {
     ws[i].job = &job;
     ws[i].index = i;
-    ws[i].acc = aligned_alloc(64, (size_t)nkeys * PP_PAGE_SIZE);
-    ws[i].proof = calloc((size_t)nkeys, sizeof(pp_clmul256));
+    ws[i].acc = pp_aligned_alloc(64, (size_t)nkeys * PP_PAGE_SIZE);
+    ws[i].proof = pp_calloc((size_t)nkeys, sizeof(pp_clmul256));
     if (!ws[i].acc || !ws[i].proof) goto oom;
     memset(ws[i].acc, 0, (size_t)nkeys * PP_PAGE_SIZE);
   }
@@ -271,7 +272,7 @@ static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *an
   rc = 0;
   goto cleanup;
 oom:
-  snprintf(err, errlen, "out of memory for a scan of %d keys", nkeys);
+  snprintf(err, errlen, PP_OOM_MSG);
 cleanup:
   if (filling) {
     pthread_mutex_lock(&snap->attach_mu);
@@ -279,21 +280,21 @@ cleanup:
     pthread_mutex_unlock(&snap->attach_mu);
   }
   if (ws)
-    for (int i = 0; i < nthreads; i++) { free(ws[i].acc); free(ws[i].proof); }
-  free(ws);
+    for (int i = 0; i < nthreads; i++) { pp_free(ws[i].acc); pp_free(ws[i].proof); }
+  pp_free(ws);
   if (job.fr)
     for (int k = 0; k < nkeys; k++) { pp_soa_free(&job.fr[k].a); pp_soa_free(&job.fr[k].b); }
-  free(job.fr);
+  pp_free(job.fr);
   return rc;
 }
 
 static void cpu_destroy(pp_backend *base) {
   cpu_backend *be = (cpu_backend *)base;
-  free(be);
+  pp_free(be);
 }
 
 pp_backend *pp_backend_cpu_new(pp_snapshot *snap, const pp_simd *simd, int threads) {
-  cpu_backend *be = calloc(1, sizeof *be);
+  cpu_backend *be = pp_calloc(1, sizeof *be);
   if (!be) return NULL;
   be->base.name = "cpu";
   be->base.scan = cpu_scan;

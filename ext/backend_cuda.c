@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include "backend.h"
 #include "../gpu/cuda_backend.h"
+#include "alloc.h"
 
 typedef struct cuda_backend {
   pp_backend base;
@@ -25,7 +26,7 @@ static int cuda_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *a
   return rc;
 }
 
-static void cuda_destroy(pp_backend *base) { free(base); }
+static void cuda_destroy(pp_backend *base) { pp_free(base); }
 
 pp_backend *pp_backend_cuda_new(pp_snapshot *snap, char *err, size_t errlen, double *upload_us) {
   *upload_us = -1;
@@ -40,7 +41,7 @@ pp_backend *pp_backend_cuda_new(pp_snapshot *snap, char *err, size_t errlen, dou
     snap->cuda_free = free_device_copy;
   }
   pthread_mutex_unlock(&snap->attach_mu);
-  cuda_backend *be = calloc(1, sizeof *be);
+  cuda_backend *be = pp_calloc(1, sizeof *be);
   if (!be) return NULL;
   be->base.name = "cuda";
   be->base.scan = cuda_scan;

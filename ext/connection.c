@@ -1,13 +1,14 @@
 /* Per-connection state: metrics and the open tables list. */
 #include <stdlib.h>
 #include "page_query.h"
+#include "alloc.h"
 
 pp_conn *pp_conn_new(void) {
-  pp_conn *c = calloc(1, sizeof *c);
+  pp_conn *c = pp_calloc(1, sizeof *c);
   if (!c) return NULL;
   c->metrics = pp_metrics_new();
   if (!c->metrics) {
-    free(c);
+    pp_free(c);
     return NULL;
   }
   pthread_mutex_init(&c->mu, NULL);
@@ -30,7 +31,7 @@ void pp_conn_unref(void *p) {
   if (left) return;
   pp_metrics_free(c->metrics);
   pthread_mutex_destroy(&c->mu);
-  free(c);
+  pp_free(c);
 }
 
 void pp_conn_add_table(pp_conn *c, pp_table *t) {

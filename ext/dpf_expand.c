@@ -3,6 +3,7 @@
 #include <string.h>
 #include "dpf_expand.h"
 #include "chacha8.h"
+#include "alloc.h"
 
 /* Nodes of level `level` that have at least one leaf below npages. */
 static uint64_t nodes_needed(const pp_key *k, unsigned level, uint64_t npages) {
@@ -13,7 +14,7 @@ static uint64_t nodes_needed(const pp_key *k, unsigned level, uint64_t npages) {
 int pp_soa_alloc(pp_soa *s, uint64_t nodes) {
   uint64_t cap = 2 * ((nodes + 15) & ~(uint64_t)15) + PP_SOA_SLACK;
   memset(s, 0, sizeof *s);
-  uint32_t *all = calloc(5 * cap, sizeof(uint32_t));
+  uint32_t *all = pp_calloc(5 * cap, sizeof(uint32_t));
   if (!all) return 1;
   for (int w = 0; w < 4; w++) s->w[w] = all + w * cap;
   s->t = all + 4 * cap;
@@ -21,7 +22,7 @@ int pp_soa_alloc(pp_soa *s, uint64_t nodes) {
 }
 
 void pp_soa_free(pp_soa *s) {
-  free(s->w[0]);
+  pp_free(s->w[0]);
   memset(s, 0, sizeof *s);
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include "metrics.h"
+#include "alloc.h"
 
 #define BINS_PER_OCTAVE 16
 #define NBINS (BINS_PER_OCTAVE * 40) /* 1 us .. 2^40 us */
@@ -51,7 +52,7 @@ static double bin_value(int b) {
 }
 
 pp_metrics *pp_metrics_new(void) {
-  pp_metrics *m = calloc(1, sizeof *m);
+  pp_metrics *m = pp_calloc(1, sizeof *m);
   if (m) pthread_mutex_init(&m->mu, NULL);
   return m;
 }
@@ -59,8 +60,8 @@ pp_metrics *pp_metrics_new(void) {
 static void free_tables(table_stats *t) {
   while (t) {
     table_stats *n = t->next;
-    free(t->name);
-    free(t);
+    pp_free(t->name);
+    pp_free(t);
     t = n;
   }
 }
@@ -69,16 +70,16 @@ void pp_metrics_free(pp_metrics *m) {
   if (!m) return;
   free_tables(m->tables);
   pthread_mutex_destroy(&m->mu);
-  free(m);
+  pp_free(m);
 }
 
 static table_stats *find_table(pp_metrics *m, const char *name, int create) {
   for (table_stats *t = m->tables; t; t = t->next)
     if (!strcmp(t->name, name)) return t;
   if (!create) return NULL;
-  table_stats *t = calloc(1, sizeof *t);
-  if (!t || !(t->name = strdup(name))) {
-    free(t);
+  table_stats *t = pp_calloc(1, sizeof *t);
+  if (!t || !(t->name = pp_strdup(name))) {
+    pp_free(t);
     return NULL;
   }
   /* Append, so rows come out in the order tables were first used. */
@@ -119,8 +120,8 @@ static void remove_table(pp_metrics *m, const char *name) {
     if (!strcmp((*pp)->name, name)) {
       table_stats *t = *pp;
       *pp = t->next;
-      free(t->name);
-      free(t);
+      pp_free(t->name);
+      pp_free(t);
       return;
     }
   }
@@ -134,14 +135,14 @@ void pp_metrics_forget(pp_metrics *m, const char *table) {
 
 void pp_metrics_rename(pp_metrics *m, const char *from, const char *to) {
   pthread_mutex_lock(&m->mu);
-  char *n = strdup(to);
+  char *n = pp_strdup(to);
   table_stats *t = find_table(m, from, 0);
   if (n && t) {
     if (strcmp(from, to)) remove_table(m, to);
-    free(t->name);
+    pp_free(t->name);
     t->name = n;
   } else {
-    free(n);
+    pp_free(n);
   }
   pthread_mutex_unlock(&m->mu);
 }
@@ -165,14 +166,14 @@ int pp_metrics_rows(pp_metrics *m, pp_metric_row **rows, int *n) {
   int count = 0;
   for (table_stats *t = m->tables; t; t = t->next)
     for (int p = 0; p < PP_NPHASES; p++) count += t->ph[p].calls > 0;
-  pp_metric_row *r = calloc(count ? (size_t)count : 1, sizeof *r);
+  pp_metric_row *r = pp_calloc(count ? (size_t)count : 1, sizeof *r);
   int i = 0;
   if (r) {
     for (table_stats *t = m->tables; t; t = t->next) {
       for (int p = 0; p < PP_NPHASES; p++) {
         const phase_stats *s = &t->ph[p];
         if (!s->calls) continue;
-        r[i].table = strdup(t->name);
+        r[i].table = pp_strdup(t->name);
         r[i].phase = (pp_phase)p;
         r[i].calls = s->calls;
         r[i].keys = s->keys;
@@ -199,8 +200,8 @@ int pp_metrics_rows(pp_metrics *m, pp_metric_row **rows, int *n) {
 
 void pp_metrics_rows_free(pp_metric_row *rows, int n) {
   if (!rows) return;
-  for (int i = 0; i < n; i++) free(rows[i].table);
-  free(rows);
+  for (int i = 0; i < n; i++) pp_free(rows[i].table);
+  pp_free(rows);
 }
 
 uint64_t pp_metrics_calls(pp_metrics *m, const char *table, pp_phase ph) {

@@ -4,12 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "options.h"
+#include "alloc.h"
 
 /* Unquotes v (length n) into a new string; bare values lose outer spaces. */
 static char *unquote(const char *v, size_t n) {
   while (n && isspace((unsigned char)*v)) { v++; n--; }
   while (n && isspace((unsigned char)v[n - 1])) n--;
-  char *out = malloc(n + 1);
+  char *out = pp_malloc(n + 1);
   if (!out) return NULL;
   if (n >= 2 && (v[0] == '\'' || v[0] == '"') && v[n - 1] == v[0]) {
     char q = v[0];
@@ -54,17 +55,17 @@ int pp_options_parse(int argc, const char *const *argv, pp_options *o,
     }
     char *val = unquote(eq + 1, strlen(eq + 1));
     if (!val) {
-      snprintf(err, errlen, "out of memory");
+      snprintf(err, errlen, PP_OOM_MSG);
       goto fail;
     }
     if (nlen == 4 && !strncmp(ns, "file", 4)) {
       if (o->file) {
-        free(val);
+        pp_free(val);
         snprintf(err, errlen, "option file is given twice");
         goto fail;
       }
       if (!*val) {
-        free(val);
+        pp_free(val);
         snprintf(err, errlen, "option file is empty; write file='snap.bin'");
         goto fail;
       }
@@ -92,7 +93,7 @@ int pp_options_parse(int argc, const char *const *argv, pp_options *o,
                nlen > 40 ? 40 : nlen, ns);
       bad = 1;
     }
-    free(val);
+    pp_free(val);
     if (dup) {
       snprintf(err, errlen, "option %.*s is given twice", nlen, ns);
       goto fail;
@@ -110,6 +111,6 @@ fail:
 }
 
 void pp_options_free(pp_options *o) {
-  free(o->file);
+  pp_free(o->file);
   o->file = NULL;
 }

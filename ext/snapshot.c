@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "snapshot.h"
 #include "dpf.h"
+#include "alloc.h"
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static pp_snapshot *registry;
@@ -65,13 +66,13 @@ pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
     return NULL;
   }
   madvise(map, size, MADV_WILLNEED);
-  pp_snapshot *s = calloc(1, sizeof *s);
-  char *p = strdup(path);
+  pp_snapshot *s = pp_calloc(1, sizeof *s);
+  char *p = pp_strdup(path);
   if (!s || !p) {
-    free(s);
-    free(p);
+    pp_free(s);
+    pp_free(p);
     munmap(map, size);
-    snprintf(err, errlen, "out of memory");
+    snprintf(err, errlen, PP_OOM_MSG);
     return NULL;
   }
   s->path = p;
@@ -104,11 +105,11 @@ void pp_snapshot_release(pp_snapshot *snap) {
   }
   pthread_mutex_unlock(&registry_mu);
   if (snap->cuda && snap->cuda_free) snap->cuda_free(snap->cuda);
-  free(snap->folds);
+  pp_free(snap->folds);
   munmap((void *)snap->data, snap->npages * PP_PAGE_SIZE);
   pthread_mutex_destroy(&snap->attach_mu);
-  free(snap->path);
-  free(snap);
+  pp_free(snap->path);
+  pp_free(snap);
 }
 
 int pp_snapshot_live_count(void) {

@@ -18,6 +18,7 @@
 #include "page_query.h"
 #include "../gpu/cuda_backend.h"
 #include "fault_guard.h"
+#include "alloc.h"
 
 #define PAGEPIR_VERSION "0.1.0"
 
@@ -138,7 +139,7 @@ static void fn_read_pass(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int n = t->threads > 0 ? t->threads : 1;
   uint64_t pages = t->snap->npages;
   if ((uint64_t)n > pages) n = (int)pages;
-  read_part *parts = calloc((size_t)n, sizeof *parts);
+  read_part *parts = pp_calloc((size_t)n, sizeof *parts);
   if (!parts) {
     sqlite3_result_error_nomem(ctx);
     return;
@@ -160,7 +161,7 @@ static void fn_read_pass(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   double us = pp_now_us() - t0;
   int faulted = 0;
   for (int i = 0; i < n; i++) faulted |= parts[i].faulted;
-  free(parts);
+  pp_free(parts);
   if (faulted) {
     char *msg = sqlite3_mprintf("page_query_read_pass: the snapshot file of '%s' shrank under its mapping (SIGBUS)", name);
     sqlite3_result_error(ctx, msg ? msg : "page_query_read_pass: SIGBUS", -1);

@@ -20,6 +20,7 @@
 #include "page_query.h"
 #include "../gpu/cuda_backend.h"
 #include "fault_guard.h"
+#include "alloc.h"
 
 enum { COL_KEY, COL_PAGENO, COL_ANSWER, COL_PROOF, COL_EPOCH, COL_DATA };
 
@@ -75,6 +76,11 @@ static char *resolve_path(sqlite3 *db, const char *schema, const char *file) {
   return sqlite3_mprintf("%s/%s", cwd, file);
 }
 
+/* Failures below us report out-of-memory as PP_OOM_MSG: that is SQLITE_NOMEM. */
+static int rc_for(const char *err) {
+  return strcmp(err, PP_OOM_MSG) ? SQLITE_ERROR : SQLITE_NOMEM;
+}
+
 /* Metrics rows are per connection, so a table outside main is qualified. */
 static char *metrics_name_of(const char *schema, const char *name) {
   return strcmp(schema, "main") ? sqlite3_mprintf("%s.%s", schema, name) : sqlite3_mprintf("%s", name);
@@ -118,7 +124,7 @@ static int choose_backend(pp_table *t, char *err, size_t errlen) {
   }
   t->backend = pp_backend_cpu_new(t->snap, t->simd, t->opt.threads);
   if (!t->backend) {
-    snprintf(err, errlen, "out of memory");
+    snprintf(err, errlen, PP_OOM_MSG);
     return 1;
   }
   t->threads = t->opt.threads > 0 ? t->opt.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -145,7 +151,7 @@ static int pq_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
   if (pp_options_parse(argc - 3, argv + 3, &t->opt, err, sizeof err)) {
     *pzErr = sqlite3_mprintf("page_query: %s", err);
     table_free(t);
-    return SQLITE_ERROR;
+    return rc_for(err);
   }
   t->simd = pp_simd_select(t->opt.simd, err, sizeof err);
   if (!t->simd) {
@@ -162,13 +168,13 @@ static int pq_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
   if (!t->snap) {
     *pzErr = sqlite3_mprintf("page_query: %s", err);
     table_free(t);
-    return SQLITE_ERROR;
+    return rc_for(err);
   }
   t->conn = pp_conn_ref((pp_conn *)aux);
   if (choose_backend(t, err, sizeof err)) {
     *pzErr = sqlite3_mprintf("page_query: %s", err);
     table_free(t);
-    return SQLITE_ERROR;
+    return rc_for(err);
   }
   int rc = sqlite3_declare_vtab(db,
       "CREATE TABLE x(key BLOB HIDDEN, pageno INTEGER HIDDEN, answer BLOB, "
@@ -397,7 +403,7 @@ static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
     if (t->backend->scan(t->backend, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
                          c->proofs + (size_t)first * 16, &tm, err, sizeof err)) {
       vt_error(&t->base, "page_query: %s: scan failed: %s", t->name, err);
-      rc = SQLITE_ERROR;
+      rc = rc_for(err);
       break;
     }
     uint64_t bytes = t->snap->npages * PP_PAGE_SIZE;
