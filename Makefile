@@ -84,6 +84,8 @@ $(B)/test/test_static: test/unit/test_static.c libpagepir.a | $(B)/test
 	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 $(B)/test/test_faults: test/unit/test_faults.c libpagepir.a | $(B)/test
 	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
+$(B)/test/test_soak: test/unit/test_soak.c libpagepir.a | $(B)/test
+	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 
 # Packages the build, demo and tests need, installed with apt when root.
 # PAGEPIR_NO_APT=1 skips this (a host that brings its own, e.g. a GPU host).
@@ -105,14 +107,14 @@ demo: check-deps all $(B)/mksnap
 	@test -f demo.bin || $(B)/mksnap demo.bin 4096 2026
 	sqlite3 :memory: < sql/demo.sql
 
-test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults
+test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults $(B)/test/test_soak
 	@sh test/run_all.sh
 
 # On a GPU host: the whole suite with backend='cuda' (test/gpu.test compares
 # GPU and CPU answers bit for bit and checks the allocation counter), then the
 # CUDA backend's own checks (gpu/selftest.sh: every page count and batch size,
 # compute-sanitizer).
-test-gpu: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults
+test-gpu: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults $(B)/test/test_soak
 	@PAGEPIR_BACKEND=cuda sh test/run_all.sh; a=$$?; \
 	 bash gpu/selftest.sh quick full sanitize; b=$$?; \
 	 [ $$a -eq 0 ] && [ $$b -eq 0 ]

@@ -1,7 +1,7 @@
 #!/bin/sh
 # run_all.sh: the whole test suite, run by `make test` (and `make test-gpu`
 # with PAGEPIR_BACKEND=cuda). Runs the C unit tests build/test/test_primitives
-# build/test/test_static and build/test/test_faults, then the Tcl suite (tclsh test/all.tcl). Each
+# build/test/test_static, test_faults and test_soak, then the Tcl suite (tclsh test/all.tcl). Each
 # prints "N passed, N failed" as its last line; this script sums them and ends
 # with that same single line, exiting nonzero if anything failed. A missing
 # program, one that ends without a summary line, or one that exits nonzero
@@ -35,7 +35,7 @@ run() {
   total_fail=$((total_fail + f))
 }
 
-for prog in test_primitives test_static test_faults; do
+for prog in test_primitives test_static test_faults test_soak; do
   if [ -x "build/test/$prog" ]; then
     run "$prog" "build/test/$prog"
   else
