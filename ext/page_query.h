@@ -24,7 +24,7 @@ struct pp_table {
   pp_backend *backend;
   const pp_simd *simd;
   int threads;              /* CPU scan threads in use */
-  char backend_reason[256]; /* why this backend was chosen */
+  char backend_reason[320]; /* why this backend was chosen */
   pp_table *next;           /* in conn->tables */
 };
 

@@ -400,8 +400,24 @@ static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
     int n = c->nrows - first < PP_MAX_BATCH ? c->nrows - first : PP_MAX_BATCH;
     pp_scan_timings tm;
     double t0 = pp_now_us();
-    if (t->backend->scan(t->backend, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
-                         c->proofs + (size_t)first * 16, &tm, err, sizeof err)) {
+    int failed = t->backend->scan(t->backend, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
+                                  c->proofs + (size_t)first * 16, &tm, err, sizeof err);
+    /* backend='auto' on a GPU that fails (out of memory, a failed launch):
+    ** this table moves to the CPU for good and the batch is scanned again
+    ** there; backend='cuda' reports the error. Never a partial answer. */
+    if (failed && !strcmp(t->backend->name, "cuda") && !strcmp(t->opt.backend, "auto")) {
+      pp_backend *cpu = pp_backend_cpu_new(t->snap, t->simd, t->opt.threads);
+      if (cpu) {
+        t->backend->destroy(t->backend);
+        t->backend = cpu;
+        t->threads = t->opt.threads > 0 ? t->opt.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        snprintf(t->backend_reason, sizeof t->backend_reason,
+                 "auto fell back to the CPU after a GPU error: %.200s", err);
+        failed = cpu->scan(cpu, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
+                           c->proofs + (size_t)first * 16, &tm, err, sizeof err);
+      }
+    }
+    if (failed) {
       vt_error(&t->base, "page_query: %s: scan failed: %s", t->name, err);
       rc = rc_for(err);
       break;
