@@ -630,8 +630,8 @@ __global__ void __launch_bounds__(NT, 1)
           }
         }
 #ifdef PP_SYNC_HANDOFF
-        /* for compute-sanitizer racecheck, which does not see the
-        ** barrier.arrive -> barrier.sync handoff between the two roles */
+        /* sanitizer build: racecheck still reports hazards here, its own
+        ** false positives (see the doc, "The 600-key report") */
         handoff_barrier();
 #else
         bar_arrive(BAR_FULL0 + b, NT);
@@ -942,9 +942,19 @@ static int snap_alloc(uint64_t npages, pp_cuda_snapshot **out, char *err, size_t
     free(s);
     return 1;
   }
-  if (ck(cudaMemset((uint8_t *)s->pages + npages * 4096, 0, (padded - npages) * 4096), err,
-         errlen, "cudaMemset of the snapshot padding") ||
-      ck(cudaMemset(s->folds, 0, padded * 16), err, errlen, "cudaMemset of the folds")) {
+  /* Zero the padding past npages (pages and folds) and wait for it here.
+  ** Everything that later touches the snapshot (the upload's copies and
+  ** fold kernels, the scans) runs on non-blocking streams, which are not
+  ** ordered after the legacy default stream, and a plain cudaMemset of
+  ** device memory returns before it is done. The old code cleared all the
+  ** folds that way: on a busy GPU the clear could land after the upload's
+  ** fold kernels and zero them (every proof of the batch wrong, answers
+  ** right), and a scan could read padding not yet cleared. */
+  if (ck(cudaMemsetAsync((uint8_t *)s->pages + npages * 4096, 0, (padded - npages) * 4096, 0),
+         err, errlen, "cudaMemsetAsync of the snapshot padding") ||
+      ck(cudaMemsetAsync(s->folds + npages, 0, (padded - npages) * 16, 0), err, errlen,
+         "cudaMemsetAsync of the fold padding") ||
+      ck(cudaStreamSynchronize(0), err, errlen, "clearing the snapshot padding")) {
     cudaFree(s->pages);
     cudaFree(s->folds);
     free(s);

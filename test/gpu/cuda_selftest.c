@@ -1,7 +1,7 @@
 /*
 ** Standalone check of the CUDA backend against the CPU reference.
 **
-**   cuda_selftest [quick|full|tiny|host] [--seed N] [--require-gpu]
+**   cuda_selftest [quick|full|tiny|host|sweep] [--seed N] [--require-gpu] [--watchdog S]
 **
 ** host   CPU-only: runs the kernel's expansion steps on the CPU
 **        (pp_cuda_host_emulate) and checks masks and proofs against
@@ -10,18 +10,33 @@
 **        GPU, round trips, alloc-count and concurrency checks.
 ** full   more page counts and batch sizes (the default).
 ** tiny   two small scans, for compute-sanitizer memcheck / racecheck.
+** sweep  batch size x page count grid of keygen-pair and mixed batches
+**        (the 2026-11-26 hang hunt), each case in a child process so that
+**        a hung case is reported (HUNG) and the sweep goes on.
+** repro  only the batch of the 2026-11-26 report (300 pages, 600 keygen
+**        keys, d = 9), e.g. under compute-sanitizer.
+** (busy S: internal, keeps the GPU busy for S seconds from a second process;
+** quick and full run uploads and scans while it does, see contended().)
+**
+** Every pp_cuda_scan runs under a watchdog (--watchdog S seconds, default
+** 60): a scan that has not returned by then prints "HUNG: <case>" and the
+** process exits with status 3, so a hang cannot stall a CI step.
 **
 ** Every snapshot is fresh random data. GPU answers and proofs must equal the
 ** reference bit for bit. Prints "N passed, N failed" last; exit status 1 if
 ** anything failed (or, with --require-gpu, if there is no usable GPU).
 */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../ext/chacha8.h"
@@ -31,6 +46,8 @@
 
 /* test hooks exported by gpu/cuda_backend.cu */
 void pp_cuda_set_tuning(int kchunk, int flags);
+int pp_cuda_snapshot_synthetic(uint64_t npages, uint64_t seed, pp_cuda_snapshot **out,
+                               double *gen_us, char *err, size_t errlen);
 int pp_cuda_host_emulate(const pp_key *keys, int nkeys, uint64_t npages, const uint8_t *folds,
                          uint32_t t0, uint32_t t1, uint8_t *masks_out, uint8_t *proof_out);
 int pp_cuda_tile_pages(void);
@@ -71,6 +88,47 @@ static void check(int ok, const char *fmt, ...) {
   printf("\n");
   va_end(ap);
   fflush(stdout);
+}
+
+/* ---------------------------------------------------------------------- */
+/* watchdog: a scan that does not return in g_wd_s seconds is reported     */
+
+static int g_wd_s = 60;
+static char g_case[192];
+static int g_sweep_child = 0; /* the sweep parent keeps the counts */
+
+static void wd_puts(const char *m) {
+  size_t n = strlen(m);
+  while (n) {
+    ssize_t w = write(1, m, n);
+    if (w <= 0) break;
+    m += w;
+    n -= (size_t)w;
+  }
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  char line[320];
+  /* snprintf is not formally async-signal-safe; the process is stuck in
+  ** cudaStreamSynchronize, so nothing else touches stdio here */
+  if (g_sweep_child)
+    snprintf(line, sizeof line, "HUNG: %s: no result after %d s\n", g_case, g_wd_s);
+  else
+    snprintf(line, sizeof line, "HUNG: %s: no result after %d s\n%d passed, %d failed\n", g_case,
+             g_wd_s, g_pass, g_fail + 1);
+  wd_puts(line);
+  _exit(3);
+}
+
+static int scan_wd(pp_cuda_snapshot *ds, const pp_key *keys, int nkeys, uint8_t *ans,
+                   uint8_t *pr, pp_cuda_timings *t, char *err, size_t errlen, const char *what) {
+  snprintf(g_case, sizeof g_case, "%s", what);
+  fflush(stdout);
+  alarm((unsigned)g_wd_s);
+  int rc = pp_cuda_scan(ds, keys, nkeys, ans, pr, t, err, errlen);
+  alarm(0);
+  return rc;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -164,9 +222,9 @@ static pp_key *make_batch(int n, uint64_t npages) {
 /* ---------------------------------------------------------------------- */
 /* CPU reference: per page per key point evaluation                        */
 
-static void ref_scan(const snap_t *s, const pp_key *keys, int nkeys, uint8_t *ans,
-                     uint8_t *proofs) {
-  for (int k = 0; k < nkeys; k++) {
+static void ref_scan_keys(const snap_t *s, const pp_key *keys, int k0, int k1, uint8_t *ans,
+                          uint8_t *proofs) {
+  for (int k = k0; k < k1; k++) {
     uint64_t a[512];
     uint8_t pr[16] = {0};
     memset(a, 0, sizeof a);
@@ -187,6 +245,40 @@ static void ref_scan(const snap_t *s, const pp_key *keys, int nkeys, uint8_t *an
     memcpy(ans + (size_t)k * 4096, a, 4096);
     memcpy(proofs + 16 * k, pr, 16);
   }
+}
+
+typedef struct {
+  const snap_t *s;
+  const pp_key *keys;
+  int k0, k1;
+  uint8_t *ans, *proofs;
+} ref_job;
+
+static void *ref_worker(void *p) {
+  ref_job *j = p;
+  ref_scan_keys(j->s, j->keys, j->k0, j->k1, j->ans, j->proofs);
+  return NULL;
+}
+
+/* The reference over all keys, split over up to 16 threads. */
+static void ref_scan(const snap_t *s, const pp_key *keys, int nkeys, uint8_t *ans,
+                     uint8_t *proofs) {
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int nth = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu;
+  if (nth > nkeys) nth = nkeys;
+  if ((uint64_t)nkeys * s->npages < 4096) nth = 1;
+  ref_job jobs[16];
+  pthread_t th[16];
+  int started[16] = {0};
+  for (int i = 0; i < nth; i++) {
+    jobs[i] = (ref_job){s, keys, (int)((long)nkeys * i / nth), (int)((long)nkeys * (i + 1) / nth),
+                        ans, proofs};
+    if (i && pthread_create(&th[i], NULL, ref_worker, &jobs[i]) == 0) started[i] = 1;
+  }
+  for (int i = 0; i < nth; i++)
+    if (!started[i]) ref_worker(&jobs[i]);
+  for (int i = 1; i < nth; i++)
+    if (started[i]) pthread_join(th[i], NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -272,6 +364,8 @@ static void host_checks(int full) {
 /* ---------------------------------------------------------------------- */
 /* GPU checks                                                              */
 
+static double g_last_kernel_ms = -1;
+
 static int gpu_case(const snap_t *s, pp_cuda_snapshot *ds, const pp_key *keys, int nkeys,
                     const char *what) {
   uint8_t *ans = malloc((size_t)nkeys * 4096), *pr = malloc((size_t)nkeys * 16);
@@ -280,8 +374,9 @@ static int gpu_case(const snap_t *s, pp_cuda_snapshot *ds, const pp_key *keys, i
   pp_cuda_timings t;
   memset(ans, 0xa5, (size_t)nkeys * 4096); /* poison */
   memset(pr, 0xa5, (size_t)nkeys * 16);
-  int rc = pp_cuda_scan(ds, keys, nkeys, ans, pr, &t, err, sizeof err);
+  int rc = scan_wd(ds, keys, nkeys, ans, pr, &t, err, sizeof err, what);
   int ok = 0;
+  g_last_kernel_ms = rc ? -1 : t.kernel_us / 1e3;
   if (rc) {
     check(0, "%s: pp_cuda_scan failed: %s", what, err);
   } else {
@@ -360,7 +455,10 @@ static void round_trip(uint64_t npages, int d) {
   uint8_t *ans = malloc((size_t)2 * nt * 4096), *pr = malloc((size_t)2 * nt * 16);
   char err[512];
   pp_cuda_timings t;
-  if (pp_cuda_scan(ds, keys, 2 * nt, ans, pr, &t, err, sizeof err)) {
+  char what[96];
+  snprintf(what, sizeof what, "round trip npages=%llu d=%d (%d keys)", (unsigned long long)npages,
+           d, 2 * nt);
+  if (scan_wd(ds, keys, 2 * nt, ans, pr, &t, err, sizeof err, what)) {
     check(0, "round trip npages=%llu d=%d: scan failed: %s", (unsigned long long)npages, d, err);
   } else {
     int bad = 0, badp = 0;
@@ -408,15 +506,17 @@ static void alloc_steady(void) {
   uint8_t *ans = malloc(47 * 4096), pr[47 * 16];
   char err[512];
   pp_cuda_timings t;
-  int rc = pp_cuda_scan(ds, keys, 47, ans, pr, &t, err, sizeof err);
+  int rc = scan_wd(ds, keys, 47, ans, pr, &t, err, sizeof err, "alloc test");
   uint64_t a0 = pp_cuda_alloc_count();
-  for (int i = 0; i < 20 && !rc; i++) rc = pp_cuda_scan(ds, keys, 47, ans, pr, &t, err, sizeof err);
+  for (int i = 0; i < 20 && !rc; i++)
+    rc = scan_wd(ds, keys, 47, ans, pr, &t, err, sizeof err, "alloc test");
   uint64_t a1 = pp_cuda_alloc_count();
   check(rc == 0, "alloc test: scan failed: %s", err);
   check(a0 == a1, "alloc count grew over 20 same-size scans: %llu -> %llu",
         (unsigned long long)a0, (unsigned long long)a1);
   /* smaller batches reuse the same workspace too */
-  for (int i = 0; i < 5 && !rc; i++) rc = pp_cuda_scan(ds, keys, 3, ans, pr, &t, err, sizeof err);
+  for (int i = 0; i < 5 && !rc; i++)
+    rc = scan_wd(ds, keys, 3, ans, pr, &t, err, sizeof err, "alloc test");
   check(pp_cuda_alloc_count() == a1, "alloc count grew on smaller batches");
   free(ans);
   free(keys);
@@ -472,8 +572,12 @@ static void concurrency(void) {
     a[i].rp = malloc((size_t)sizes[i] * 16);
     ref_scan(&s, a[i].keys, sizes[i], a[i].ra, a[i].rp);
   }
+  snprintf(g_case, sizeof g_case, "concurrent scans (4 threads)");
+  fflush(stdout);
+  alarm((unsigned)g_wd_s);
   for (int i = 0; i < NTH; i++) pthread_create(&th[i], NULL, conc_worker, &a[i]);
   for (int i = 0; i < NTH; i++) pthread_join(th[i], NULL);
+  alarm(0);
   for (int i = 0; i < NTH; i++) {
     check(a[i].fail == 0, "concurrent scans (thread %d): %s", i, a[i].err);
     check(a[i].bad == 0, "concurrent scans (thread %d, %d keys): %d wrong results", i,
@@ -508,6 +612,224 @@ static void variants(void) {
   free_snap(&s);
 }
 
+/* A batch of nkeys keygen keys with domain_bits d: pair i targets page
+** i % npages, both parties (an odd nkeys ends with one key of a pair). With
+** nkeys = 2 * npages that is every page of the snapshot, both parties: the
+** batch that hung on 2026-11-26 (300 pages, 600 keys, d = 9). Checked bit for
+** bit against the reference, and each complete pair must XOR to its page. */
+static pp_key *pairs_batch(uint64_t npages, int d, int nkeys) {
+  pp_key *keys = malloc((size_t)(nkeys + 1) * sizeof *keys);
+  for (int i = 0; 2 * i < nkeys; i++) gen_pair((uint64_t)i % npages, d, &keys[2 * i], &keys[2 * i + 1]);
+  return keys;
+}
+
+static int pairs_case_on(const snap_t *s, pp_cuda_snapshot *ds, int d, int nkeys) {
+  pp_key *keys = pairs_batch(s->npages, d, nkeys);
+  char what[128];
+  snprintf(what, sizeof what, "keygen pairs npages=%llu d=%d batch=%d",
+           (unsigned long long)s->npages, d, nkeys);
+  int ok = gpu_case(s, ds, keys, nkeys, what);
+  free(keys);
+  return ok;
+}
+
+static void pairs_case(uint64_t npages, int d, int nkeys) {
+  snap_t s = make_snap(npages);
+  pp_cuda_snapshot *ds;
+  if (!upload(&s, &ds)) {
+    pairs_case_on(&s, ds, d, nkeys);
+    pp_cuda_snapshot_free(ds);
+  }
+  free_snap(&s);
+}
+
+/* The grid of the hang hunt: batch sizes around the chunk and grid
+** boundaries x page counts of 1 to 5 tiles. */
+static const int sweep_nk[] = {17, 33, 100, 150, 257, 511, 600, 700};
+static const uint64_t sweep_np[] = {64, 65, 128, 300, 320};
+#define SWEEP_NK ((int)(sizeof sweep_nk / sizeof sweep_nk[0]))
+#define SWEEP_NP ((int)(sizeof sweep_np / sizeof sweep_np[0]))
+
+/* In one process (full mode): the watchdog ends the run at the first hang. */
+static void sweep_inproc(void) {
+  for (int j = 0; j < SWEEP_NP; j++) {
+    snap_t s = make_snap(sweep_np[j]);
+    pp_cuda_snapshot *ds;
+    if (upload(&s, &ds)) {
+      free_snap(&s);
+      continue;
+    }
+    for (int i = 0; i < SWEEP_NK; i++) {
+      pairs_case_on(&s, ds, 9, sweep_nk[i]);
+      pp_key *keys = make_batch(sweep_nk[i], s.npages);
+      char what[128];
+      snprintf(what, sizeof what, "mixed npages=%llu batch=%d", (unsigned long long)s.npages,
+               sweep_nk[i]);
+      gpu_case(&s, ds, keys, sweep_nk[i], what);
+      free(keys);
+    }
+    pp_cuda_snapshot_free(ds);
+    free_snap(&s);
+  }
+}
+
+/* sweep mode: every case in a child process (which sets up CUDA itself; the
+** parent never does), so a hung case is reported and the next one runs.
+** Children run the remaining cases in order and record each result in
+** shared memory; when one hangs (its watchdog exits with status 3) or
+** crashes, a new child goes on after it. */
+enum { SW_TODO = 0, SW_OK, SW_WRONG, SW_HUNG, SW_CRASH };
+typedef struct {
+  volatile int cur;
+  volatile int st[2 * SWEEP_NK * SWEEP_NP];
+  volatile double ms[2 * SWEEP_NK * SWEEP_NP];
+} sweep_shared;
+
+static void sweep_case_desc(int c, int *kind, int *nk, uint64_t *np) {
+  *kind = c / (SWEEP_NK * SWEEP_NP);
+  *np = sweep_np[(c / SWEEP_NK) % SWEEP_NP];
+  *nk = sweep_nk[c % SWEEP_NK];
+}
+
+static void sweep_child(sweep_shared *sh, int from, int ncase) {
+  for (int c = from; c < ncase; c++) {
+    int kind, nk;
+    uint64_t np;
+    sweep_case_desc(c, &kind, &nk, &np);
+    sh->cur = c;
+    __sync_synchronize();
+    snap_t s = make_snap(np);
+    pp_cuda_snapshot *ds;
+    int f0 = g_fail, ok = 0;
+    if (!upload(&s, &ds)) {
+      if (kind == 0) {
+        ok = pairs_case_on(&s, ds, 9, nk);
+      } else {
+        pp_key *keys = make_batch(nk, np);
+        char what[128];
+        snprintf(what, sizeof what, "mixed npages=%llu batch=%d", (unsigned long long)np, nk);
+        ok = gpu_case(&s, ds, keys, nk, what);
+        free(keys);
+      }
+      pp_cuda_snapshot_free(ds);
+    }
+    free_snap(&s);
+    sh->ms[c] = g_last_kernel_ms;
+    sh->st[c] = ok && g_fail == f0 ? SW_OK : SW_WRONG;
+    __sync_synchronize();
+  }
+  fflush(stdout);
+  _exit(0);
+}
+
+static void sweep(void) {
+  const int ncase = 2 * SWEEP_NK * SWEEP_NP;
+  sweep_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sh == MAP_FAILED) {
+    check(0, "sweep: mmap failed");
+    return;
+  }
+  memset((void *)sh, 0, sizeof *sh);
+  int from = 0;
+  while (from < ncase) {
+    sh->cur = from;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+      check(0, "sweep: fork failed");
+      return;
+    }
+    if (pid == 0) {
+      g_rng ^= 0x5bd1e995ull * (uint64_t)(from + 1);
+      g_sweep_child = 1;
+      sweep_child(sh, from, ncase);
+    }
+    int wst = 0;
+    waitpid(pid, &wst, 0);
+    __sync_synchronize();
+    const int c = sh->cur;
+    if (WIFEXITED(wst) && WEXITSTATUS(wst) == 0) break;
+    if (sh->st[c] == SW_TODO) sh->st[c] = WIFEXITED(wst) && WEXITSTATUS(wst) == 3 ? SW_HUNG : SW_CRASH;
+    from = c + 1;
+  }
+  static const char *name[] = {"not run", "ok", "WRONG", "HUNG", "CRASH"};
+  printf("sweep (watchdog %d s a scan; kernel ms; chunks = ceil(batch/16)):\n", g_wd_s);
+  for (int c = 0; c < ncase; c++) {
+    int kind, nk;
+    uint64_t np;
+    sweep_case_desc(c, &kind, &nk, &np);
+    printf("  %-6s npages=%-4llu tiles=%d batch=%-4d %-7s %8.3f\n", kind ? "mixed" : "pairs",
+           (unsigned long long)np, (int)((np + 63) / 64), nk, name[sh->st[c]], sh->ms[c]);
+    check(sh->st[c] == SW_OK, "sweep %s npages=%llu batch=%d: %s", kind ? "mixed" : "pairs d=9",
+          (unsigned long long)np, nk, name[sh->st[c]]);
+  }
+  munmap((void *)sh, sizeof *sh);
+}
+
+/* A second process (this program, exec'd in mode "busy") keeps the GPU
+** busy with scans of a 2 GiB synthetic snapshot, so that the GPU time-slices
+** between two contexts and stream-ordering mistakes show up: until
+** 2026-11-26 the snapshot's padding and folds were cleared with cudaMemset
+** on the legacy stream, not ordered before the upload's fold kernels on
+** non-blocking streams; on a busy GPU the clear landed after them and every
+** proof of a batch was wrong (answers right). Uploads and batches of
+** snapshots with a partial last tile run meanwhile. */
+static int busy_main(double secs) {
+  char err[512];
+  pp_cuda_snapshot *ds;
+  const uint64_t np = 1u << 19; /* 2 GiB */
+  if (pp_cuda_snapshot_synthetic(np, 7, &ds, NULL, err, sizeof err)) {
+    printf("busy: %s\n", err);
+    return 1;
+  }
+  pp_key keys[16];
+  for (int i = 0; i < 16; i++) random_key(&keys[i], 19);
+  uint8_t *ans = malloc(16 * 4096), pr[16 * 16];
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  long n = 0;
+  for (;;) {
+    pp_cuda_timings t;
+    if (pp_cuda_scan(ds, keys, 16, ans, pr, &t, err, sizeof err)) break;
+    n++;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if ((double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec) > secs) break;
+  }
+  free(ans);
+  pp_cuda_snapshot_free(ds);
+  return 0;
+}
+
+static void contended(int full) {
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) {
+    check(0, "contended: fork failed");
+    return;
+  }
+  if (pid == 0) { /* a fresh process: CUDA must not be used across fork() */
+    char *av[] = {(char *)"cuda_selftest", (char *)"busy", (char *)"120", NULL};
+    execv("/proc/self/exe", av);
+    _exit(127);
+  }
+  sleep(2); /* let it set up its snapshot and start scanning */
+  const int reps = full ? 4 : 2;
+  for (int r = 0; r < reps; r++) {
+    pairs_case(300, 9, 600);
+    pairs_case(65, 9, 130);
+    pairs_case(257, 12, 47);
+  }
+  int wst = 0;
+  if (waitpid(pid, &wst, WNOHANG) == 0) {
+    kill(pid, SIGTERM);
+    waitpid(pid, &wst, 0);
+  } else { /* e.g. an exclusive-process compute mode: no second context */
+    printf("note: the busy process stopped early (exit %d); the checks above ran on an idle "
+           "GPU\n",
+           WIFEXITED(wst) ? WEXITSTATUS(wst) : -1);
+  }
+}
+
 static void errors_check(void) {
   snap_t s = make_snap(300);
   pp_cuda_snapshot *ds;
@@ -520,7 +842,7 @@ static void errors_check(void) {
   uint8_t ans[4096], pr[16];
   char err[512] = "";
   pp_cuda_timings t;
-  int rc = pp_cuda_scan(ds, &k, 1, ans, pr, &t, err, sizeof err);
+  int rc = scan_wd(ds, &k, 1, ans, pr, &t, err, sizeof err, "too-small domain");
   check(rc != 0 && err[0], "a key with too small a domain is rejected with a sentence");
   pp_cuda_snapshot_free(ds);
   free_snap(&s);
@@ -528,6 +850,7 @@ static void errors_check(void) {
 
 int main(int argc, char **argv) {
   const char *mode = "full";
+  if (argc > 2 && !strcmp(argv[1], "busy")) return busy_main(atof(argv[2]));
   int require_gpu = 0;
   g_rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
   for (int i = 1; i < argc; i++) {
@@ -535,11 +858,19 @@ int main(int argc, char **argv) {
       g_rng = strtoull(argv[++i], NULL, 0);
     else if (!strcmp(argv[i], "--require-gpu"))
       require_gpu = 1;
+    else if (!strcmp(argv[i], "--watchdog") && i + 1 < argc)
+      g_wd_s = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 60;
     else
       mode = argv[i];
   }
   printf("cuda_selftest mode=%s seed=%llu\n", mode, (unsigned long long)g_rng);
   int full = !strcmp(mode, "full"), tiny = !strcmp(mode, "tiny"), hostonly = !strcmp(mode, "host");
+  signal(SIGALRM, on_alarm);
+  if (!strcmp(mode, "sweep")) { /* CUDA only in the children */
+    sweep();
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+  }
 
   if (!pp_cuda_compiled())
     printf("host emulation skipped: linked without the CUDA backend\n");
@@ -560,7 +891,9 @@ int main(int argc, char **argv) {
   }
   double t0 = (double)clock();
   (void)t0;
-  if (tiny) {
+  if (!strcmp(mode, "repro")) {
+    pairs_case(300, 9, 600);
+  } else if (tiny) {
     static const uint64_t np[] = {257};
     static const int bs[] = {3};
     cross_product(np, 1, bs, 1);
@@ -589,6 +922,9 @@ int main(int argc, char **argv) {
     variants();
     round_trip(300, 9);
     round_trip(300, 32);
+    pairs_case(300, 9, 600); /* the 2026-11-26 hang */
+    sweep_inproc();
+    contended(1);
     round_trip(64, 6);
     round_trip(2, 1);
     alloc_steady();
@@ -606,6 +942,9 @@ int main(int argc, char **argv) {
     cross_product(np3, 1, bs3, 1);
     round_trip(300, 9);
     round_trip(300, 32);
+    pairs_case(300, 9, 600); /* the 2026-11-26 hang */
+    pairs_case(320, 9, 511);
+    contended(0);
     alloc_steady();
     concurrency();
   }
