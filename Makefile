@@ -89,7 +89,7 @@ $(B)/test/test_soak: test/unit/test_soak.c libpagepir.a | $(B)/test
 
 # Packages the build, demo and tests need, installed with apt when root.
 # PAGEPIR_NO_APT=1 skips this (a host that brings its own, e.g. a GPU host).
-DEB_PKGS := libsqlite3-dev sqlite3 tcl libsqlite3-tcl python3
+DEB_PKGS := libsqlite3-dev sqlite3 tcl libsqlite3-tcl python3 clang
 check-deps:
 	@[ -n "$(PAGEPIR_NO_APT)" ] || $(MAKE) --no-print-directory apt-deps
 apt-deps:
@@ -107,8 +107,11 @@ demo: check-deps all $(B)/mksnap
 	@test -f demo.bin || $(B)/mksnap demo.bin 4096 2026
 	sqlite3 :memory: < sql/demo.sql
 
-test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults $(B)/test/test_soak
-	@sh test/run_all.sh
+# The suite, then a replay of the fuzz corpora and the suite again under
+# ASan + UBSan + LSan (test/run_all.sh runs all three and sums them).
+test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults $(B)/test/test_soak fuzz asan-build
+	@PAGEPIR_TEST_SANITIZERS=1 FUZZ_B="$(FUZZ_B)" FUZZ_OPTS="$(FUZZ_OPTS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
+	  ASAN_RT="$(ASAN_RT)" ASAN_B="$(ASAN_B)" ASAN_UNIT="$(ASAN_UNIT)" sh test/run_all.sh
 
 # On a GPU host: the whole suite with backend='cuda' (test/gpu.test compares
 # GPU and CPU answers bit for bit and checks the allocation counter), then the

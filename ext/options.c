@@ -27,6 +27,16 @@ static char *unquote(const char *v, size_t n) {
   return out;
 }
 
+/* Quotes at most 40 bytes of untrusted text in an error; "..." marks a cut. */
+enum { CLIP_MAX = 40 };
+static const char *clip(const char *v, char buf[CLIP_MAX + 4]) {
+  size_t n = strlen(v);
+  if (n <= CLIP_MAX) return v;
+  memcpy(buf, v, CLIP_MAX);
+  memcpy(buf + CLIP_MAX, "...", 4);
+  return buf;
+}
+
 static int one_of(const char *v, const char *const *allowed) {
   for (; *allowed; allowed++)
     if (!strcmp(v, *allowed)) return 1;
@@ -38,6 +48,7 @@ int pp_options_parse(int argc, const char *const *argv, pp_options *o,
   static const char *const backends[] = {"auto", "cpu", "cuda", NULL};
   static const char *const simds[] = {"auto", "avx512", "avx2", "portable", NULL};
   int seen_backend = 0, seen_simd = 0, seen_threads = 0;
+  char cb[CLIP_MAX + 4];
   memset(o, 0, sizeof *o);
   strcpy(o->backend, "auto");
   strcpy(o->simd, "auto");
@@ -50,7 +61,7 @@ int pp_options_parse(int argc, const char *const *argv, pp_options *o,
     while (ne > ns && isspace((unsigned char)ne[-1])) ne--;
     int nlen = (int)(ne - ns);
     if (!eq || nlen == 0) {
-      snprintf(err, errlen, "argument %d (%.40s) is not name=value; write e.g. file='snap.bin'", i + 1, a);
+      snprintf(err, errlen, "argument %d (%s) is not name=value; write e.g. file='snap.bin'", i + 1, clip(a, cb));
       goto fail;
     }
     char *val = unquote(eq + 1, strlen(eq + 1));
@@ -76,17 +87,17 @@ int pp_options_parse(int argc, const char *const *argv, pp_options *o,
     if (nlen == 7 && !strncmp(ns, "backend", 7)) {
       dup = seen_backend++;
       if (!(bad = !one_of(val, backends))) snprintf(o->backend, sizeof o->backend, "%s", val);
-      else snprintf(err, errlen, "option backend='%.40s' is not one of auto, cpu, cuda", val);
+      else snprintf(err, errlen, "option backend='%s' is not one of auto, cpu, cuda", clip(val, cb));
     } else if (nlen == 4 && !strncmp(ns, "simd", 4)) {
       dup = seen_simd++;
       if (!(bad = !one_of(val, simds))) snprintf(o->simd, sizeof o->simd, "%s", val);
-      else snprintf(err, errlen, "option simd='%.40s' is not one of auto, avx512, avx2, portable", val);
+      else snprintf(err, errlen, "option simd='%s' is not one of auto, avx512, avx2, portable", clip(val, cb));
     } else if (nlen == 7 && !strncmp(ns, "threads", 7)) {
       dup = seen_threads++;
       char *end;
       long n = strtol(val, &end, 10);
       if ((bad = (!*val || *end || n < 1 || n > 1024)))
-        snprintf(err, errlen, "option threads='%.40s' is not a whole number from 1 to 1024", val);
+        snprintf(err, errlen, "option threads='%s' is not a whole number from 1 to 1024", clip(val, cb));
       else o->threads = (int)n;
     } else {
       snprintf(err, errlen, "unknown option '%.*s' (known: file, backend, threads, simd)",
