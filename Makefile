@@ -33,7 +33,7 @@ endif
 GPU_SRC ?= gpu/cuda_stub.c
 
 EXT_SRC := alloc chacha8 dpf dpf_expand gf128 simd_select simd_portable simd_avx2 simd_avx512 \
-           snapshot fault_guard backend_cpu backend_cuda metrics options connection \
+           snapshot fault_guard epoch_files table_state merge epochs backend_cpu backend_cuda scan_scheduler metrics options connection \
            vtab_page_query vtab_metrics vtab_info vtab_keygen sql_functions pagepir
 # The SIMD kernels want -O3: full unrolling keeps ChaCha's state in registers.
 SIMD_FLAGS_simd_avx2     := -O3 -mavx2 -mpclmul
@@ -86,6 +86,15 @@ $(B)/test/test_faults: test/unit/test_faults.c libpagepir.a | $(B)/test
 	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 $(B)/test/test_soak: test/unit/test_soak.c libpagepir.a | $(B)/test
 	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
+$(B)/test/test_scheduler: test/unit/test_scheduler.c libpagepir.a | $(B)/test
+	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
+
+# Every other C test program: one file linked with libpagepir.a.
+$(B)/test/test_%: test/unit/test_%.c libpagepir.a | $(B)/test
+	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
+# The C test programs run_all.sh runs (test_primitives first).
+UNIT_PROGS := test_primitives $(filter-out test_primitives,$(sort \
+              $(patsubst test/unit/%.c,%,$(wildcard test/unit/test_*.c))))
 
 # Packages the build, demo and tests need, installed with apt when root.
 # PAGEPIR_NO_APT=1 skips this (a host that brings its own, e.g. a GPU host).
@@ -109,16 +118,16 @@ demo: check-deps all $(B)/mksnap
 
 # The suite, then a replay of the fuzz corpora and the suite again under
 # ASan + UBSan + LSan (test/run_all.sh runs all three and sums them).
-test: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults $(B)/test/test_soak fuzz asan-build
-	@PAGEPIR_TEST_SANITIZERS=1 FUZZ_B="$(FUZZ_B)" FUZZ_OPTS="$(FUZZ_OPTS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
+test: check-deps all $(B)/mksnap $(UNIT_PROGS:%=$(B)/test/%) fuzz asan-build
+	@UNIT_PROGS="$(UNIT_PROGS)" PAGEPIR_TEST_SANITIZERS=1 FUZZ_B="$(FUZZ_B)" FUZZ_OPTS="$(FUZZ_OPTS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
 	  ASAN_RT="$(ASAN_RT)" ASAN_B="$(ASAN_B)" ASAN_UNIT="$(ASAN_UNIT)" sh test/run_all.sh
 
 # On a GPU host: the whole suite with backend='cuda' (test/gpu.test compares
 # GPU and CPU answers bit for bit and checks the allocation counter), then the
 # CUDA backend's own checks (gpu/selftest.sh: every page count and batch size,
 # compute-sanitizer).
-test-gpu: check-deps all $(B)/mksnap $(B)/test/test_primitives $(B)/test/test_static $(B)/test/test_faults $(B)/test/test_soak
-	@PAGEPIR_BACKEND=cuda sh test/run_all.sh; a=$$?; \
+test-gpu: check-deps all $(B)/mksnap $(UNIT_PROGS:%=$(B)/test/%)
+	@UNIT_PROGS="$(UNIT_PROGS)" PAGEPIR_BACKEND=cuda sh test/run_all.sh; a=$$?; \
 	 bash gpu/selftest.sh quick full sanitize; b=$$?; \
 	 [ $$a -eq 0 ] && [ $$b -eq 0 ]
 

@@ -40,4 +40,12 @@ pp_backend *pp_backend_cpu_new(pp_snapshot *snap, const pp_simd *simd, int threa
 pp_backend *pp_backend_cuda_new(pp_snapshot *snap, char *err, size_t errlen,
                                 double *upload_us);
 
+/* CUDA backend over `snap`, the epoch after `old`: the device copy of `old`
+** is moved to `snap` by copying the `nchanged` pages listed in `changed`
+** (ascending), after every scan still reading it has finished; nchanged < 0
+** means the changes are unknown and the whole snapshot is uploaded. Scans of
+** `old` that start later run on the CPU (its copy has moved on). */
+pp_backend *pp_backend_cuda_new_epoch(pp_snapshot *old, pp_snapshot *snap, const int64_t *changed,
+                                      int nchanged, char *err, size_t errlen, double *upload_us);
+
 #endif

@@ -9,6 +9,7 @@
 #include "backend.h"
 #include "../gpu/cuda_backend.h"
 #include "alloc.h"
+#include "simd.h"
 
 typedef struct cuda_backend {
   pp_backend base;
@@ -29,12 +30,32 @@ static int injected(const char *step, char *err, size_t errlen) {
   return 1;
 }
 
+/* Scans read the device copy under the entry's read lock; moving the copy
+** to the next epoch takes the write lock, so it waits for them. */
 static int cuda_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *answers,
                      uint8_t *proofs, pp_scan_timings *t, char *err, size_t errlen) {
   cuda_backend *be = (cuda_backend *)base;
   pp_cuda_timings ct = {-1, -1, -1};
   if (injected("cuda_scan", err, errlen)) return 1;
-  int rc = pp_cuda_scan(be->snap->cuda, keys, nkeys, answers, proofs, &ct, err, errlen);
+  pthread_rwlock_rdlock(&be->snap->cuda_rw);
+  int rc;
+  if (be->snap->cuda) {
+    rc = pp_cuda_scan(be->snap->cuda, keys, nkeys, answers, proofs, &ct, err, errlen);
+  } else {
+    /* The copy moved on to a newer epoch (this reader's transaction is
+    ** older than a rotation): the CPU scans this epoch's file. */
+    pp_backend *cpu = pp_backend_cpu_new(be->snap, pp_simd_select("auto", err, errlen), 0);
+    if (!cpu) {
+      pthread_rwlock_unlock(&be->snap->cuda_rw);
+      snprintf(err, errlen, PP_OOM_MSG);
+      return 1;
+    }
+    rc = cpu->scan(cpu, keys, nkeys, answers, proofs, t, err, errlen);
+    cpu->destroy(cpu);
+    pthread_rwlock_unlock(&be->snap->cuda_rw);
+    return rc;
+  }
+  pthread_rwlock_unlock(&be->snap->cuda_rw);
   t->h2d_us = ct.h2d_us;
   t->kernel_us = ct.kernel_us;
   t->d2h_us = ct.d2h_us;
@@ -42,6 +63,16 @@ static int cuda_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *a
 }
 
 static void cuda_destroy(pp_backend *base) { pp_free(base); }
+
+static pp_backend *wrap(pp_snapshot *snap) {
+  cuda_backend *be = pp_calloc(1, sizeof *be);
+  if (!be) return NULL;
+  be->base.name = "cuda";
+  be->base.scan = cuda_scan;
+  be->base.destroy = cuda_destroy;
+  be->snap = snap;
+  return &be->base;
+}
 
 pp_backend *pp_backend_cuda_new(pp_snapshot *snap, char *err, size_t errlen, double *upload_us) {
   *upload_us = -1;
@@ -56,11 +87,31 @@ pp_backend *pp_backend_cuda_new(pp_snapshot *snap, char *err, size_t errlen, dou
     snap->cuda_free = free_device_copy;
   }
   pthread_mutex_unlock(&snap->attach_mu);
-  cuda_backend *be = pp_calloc(1, sizeof *be);
-  if (!be) return NULL;
-  be->base.name = "cuda";
-  be->base.scan = cuda_scan;
-  be->base.destroy = cuda_destroy;
-  be->snap = snap;
-  return &be->base;
+  pp_backend *be = wrap(snap);
+  if (!be) snprintf(err, errlen, PP_OOM_MSG);
+  return be;
+}
+
+pp_backend *pp_backend_cuda_new_epoch(pp_snapshot *old, pp_snapshot *snap, const int64_t *changed,
+                                      int nchanged, char *err, size_t errlen, double *upload_us) {
+  *upload_us = -1;
+  pthread_mutex_lock(&snap->attach_mu);
+  if (!snap->cuda && old && old != snap) {
+    /* Take the old epoch's copy once no scan reads it. */
+    pthread_mutex_lock(&old->attach_mu);
+    pthread_rwlock_wrlock(&old->cuda_rw);
+    pp_cuda_snapshot *dev = old->cuda;
+    old->cuda = NULL;
+    pthread_rwlock_unlock(&old->cuda_rw);
+    pthread_mutex_unlock(&old->attach_mu);
+    if (dev && nchanged >= 0 && !injected("cuda_upload", err, errlen) &&
+        pp_cuda_snapshot_update(dev, snap->data, changed, nchanged, upload_us, err, errlen) == 0) {
+      snap->cuda = dev;
+      snap->cuda_free = free_device_copy;
+    } else if (dev) {
+      pp_cuda_snapshot_free(dev); /* make room for a full upload */
+    }
+  }
+  pthread_mutex_unlock(&snap->attach_mu);
+  return pp_backend_cuda_new(snap, err, errlen, upload_us);
 }

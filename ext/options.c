@@ -47,7 +47,7 @@ int pp_options_parse(int argc, const char *const *argv, pp_options *o,
                      char *err, size_t errlen) {
   static const char *const backends[] = {"auto", "cpu", "cuda", NULL};
   static const char *const simds[] = {"auto", "avx512", "avx2", "portable", NULL};
-  int seen_backend = 0, seen_simd = 0, seen_threads = 0;
+  int seen_backend = 0, seen_simd = 0, seen_threads = 0, seen_keep = 0;
   char cb[CLIP_MAX + 4];
   memset(o, 0, sizeof *o);
   strcpy(o->backend, "auto");
@@ -99,8 +99,15 @@ int pp_options_parse(int argc, const char *const *argv, pp_options *o,
       if ((bad = (!*val || *end || n < 1 || n > 1024)))
         snprintf(err, errlen, "option threads='%s' is not a whole number from 1 to 1024", clip(val, cb));
       else o->threads = (int)n;
+    } else if (nlen == 11 && !strncmp(ns, "keep_epochs", 11)) {
+      dup = seen_keep++;
+      char *end;
+      long n = strtol(val, &end, 10);
+      if ((bad = (!*val || *end || n < 0 || n > 1000000)))
+        snprintf(err, errlen, "option keep_epochs='%s' is not a whole number from 0 to 1000000", clip(val, cb));
+      else o->keep_epochs = (int)n;
     } else {
-      snprintf(err, errlen, "unknown option '%.*s' (known: file, backend, threads, simd)",
+      snprintf(err, errlen, "unknown option '%.*s' (known: file, backend, threads, simd, keep_epochs)",
                nlen > 40 ? 40 : nlen, ns);
       bad = 1;
     }

@@ -14,19 +14,45 @@
 
 struct pp_table {
   sqlite3_vtab base;
+  sqlite3 *db;
   pp_conn *conn;
   char *schema;
   char *name;
   char *metrics_name;       /* name, or schema.name outside main: unique per connection */
-  char *path;               /* the snapshot file, resolved */
+  char *path;               /* the current epoch's file, resolved */
+  char *base_path;          /* file= resolved: epoch 0, and where epoch files go */
   pp_options opt;
+  /* The epoch this connection last used (epochs.c keeps it current). */
   pp_snapshot *snap;
+  int64_t epoch;
+  char *file;               /* its name as stored in <t>_epoch */
+  char *lineage;            /* this table's epoch file id (epoch_files.h) */
+  /* A rotation in the open transaction: its new file stays locked until
+  ** the transaction ends (then old files are cleaned up). */
+  int rotation_lock_fd;     /* -1 when none */
+  char *rotation_path;
+  int64_t rotation_epoch;
   pp_backend *backend;
   const pp_simd *simd;
   int threads;              /* CPU scan threads in use */
   char backend_reason[320]; /* why this backend was chosen */
   pp_table *next;           /* in conn->tables */
 };
+
+/* epochs.c: following the current epoch, rotating, cleaning up. */
+int pp_table_choose_backend(pp_table *t, char *err, size_t errlen);
+int pp_table_sync_epoch(pp_table *t);
+int pp_table_use_epoch(pp_table *t, int64_t epoch, char *file, char *lineage);
+/* Reads the epoch and the pending writes in [lo, hi] in one statement and
+** moves the table to that epoch. */
+struct pp_pending;
+int pp_table_view(pp_table *t, int64_t lo, int64_t hi, struct pp_pending *pend);
+int pp_table_rotate(pp_table *t);
+void pp_table_txn_end(pp_table *t, int committed);
+void pp_table_cleanup_files(pp_table *t, int include_abandoned);
+char *pp_resolve_path(sqlite3 *db, const char *schema, const char *file);
+void pp_vt_error(sqlite3_vtab *vt, const char *fmt, ...);
+int pp_rc_for(const char *err);
 
 int pp_register_page_query(sqlite3 *db, pp_conn *conn);
 int pp_register_metrics(sqlite3 *db, pp_conn *conn);

@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "snapshot.h"
 #include "dpf.h"
 #include "alloc.h"
+#include "epoch_files.h"
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static pp_snapshot *registry;
@@ -24,7 +26,16 @@ pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot open snapshot '%s': %s", path, strerror(errno));
     return NULL;
   }
+  /* A shared flock for as long as the file is mapped: epoch files are only
+  ** removed under an exclusive one (epoch_files.h). A file removed between
+  ** our open and our lock has no links left: refuse it. */
   struct stat st;
+  while (flock(fd, LOCK_SH) != 0 && errno == EINTR) {}
+  if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
+    snprintf(err, errlen, "snapshot '%s' was removed (an old epoch no longer kept)", path);
+    close(fd);
+    return NULL;
+  }
   if (fstat(fd, &st) != 0) {
     snprintf(err, errlen, "cannot stat snapshot '%s': %s", path, strerror(errno));
     close(fd);
@@ -51,7 +62,7 @@ pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
         s->mtime_ns == stat_mtime_ns(&st)) {
       s->refs++;
       pthread_mutex_unlock(&registry_mu);
-      close(fd);
+      close(fd); /* the entry's own descriptor keeps the lock */
       return s;
     }
   }
@@ -60,9 +71,9 @@ pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
   /* Map outside the lock; if another thread raced us to the same file we
   ** keep two mappings, which is harmless (only wasteful). */
   void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-  close(fd);
   if (map == MAP_FAILED) {
     snprintf(err, errlen, "cannot map snapshot '%s': %s", path, strerror(errno));
+    close(fd);
     return NULL;
   }
   madvise(map, size, MADV_WILLNEED);
@@ -72,10 +83,12 @@ pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
     pp_free(s);
     pp_free(p);
     munmap(map, size);
+    close(fd);
     snprintf(err, errlen, PP_OOM_MSG);
     return NULL;
   }
   s->path = p;
+  s->lock_fd = fd;
   s->dev = st.st_dev;
   s->ino = st.st_ino;
   s->mtime_ns = stat_mtime_ns(&st);
@@ -83,6 +96,7 @@ pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
   s->npages = size / PP_PAGE_SIZE;
   s->refs = 1;
   pthread_mutex_init(&s->attach_mu, NULL);
+  pthread_rwlock_init(&s->cuda_rw, NULL);
   pthread_mutex_lock(&registry_mu);
   s->next = registry;
   registry = s;
@@ -107,9 +121,25 @@ void pp_snapshot_release(pp_snapshot *snap) {
   if (snap->cuda && snap->cuda_free) snap->cuda_free(snap->cuda);
   pp_free(snap->folds);
   munmap((void *)snap->data, snap->npages * PP_PAGE_SIZE);
+  close(snap->lock_fd);
+  if (snap->retired) pp_epoch_try_remove(snap->path);
   pthread_mutex_destroy(&snap->attach_mu);
+  pthread_rwlock_destroy(&snap->cuda_rw);
   pp_free(snap->path);
   pp_free(snap);
+}
+
+pp_snapshot *pp_snapshot_ref(pp_snapshot *snap) {
+  pthread_mutex_lock(&registry_mu);
+  snap->refs++;
+  pthread_mutex_unlock(&registry_mu);
+  return snap;
+}
+
+void pp_snapshot_retire(pp_snapshot *snap) {
+  pthread_mutex_lock(&registry_mu);
+  snap->retired = 1;
+  pthread_mutex_unlock(&registry_mu);
 }
 
 int pp_snapshot_live_count(void) {

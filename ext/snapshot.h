@@ -25,11 +25,15 @@ struct pp_snapshot {
   const uint8_t *data;   /* npages * 4096 bytes, mmapped read-only */
   uint64_t npages;
   int refs;              /* guarded by the registry lock */
+  int lock_fd;           /* open while mapped: holds a shared flock */
+  int retired;           /* an old epoch: remove the file with the last user */
 
   /* Per-snapshot backend state, created on first use by a backend and
   ** destroyed with the entry. Guarded by attach_mu. */
   pthread_mutex_t attach_mu;
-  void *cuda;            /* pp_cuda_snapshot*, NULL until uploaded */
+  void *cuda;            /* pp_cuda_snapshot*, NULL until uploaded (or
+                         ** after it moved on to a newer epoch) */
+  pthread_rwlock_t cuda_rw; /* scans read `cuda` under it, moves write */
   void (*cuda_free)(void *);
   /* fold(page) for every page (16 bytes each), filled by the first CPU scan
   ** that finds them missing; later scans read them instead of folding. */
@@ -43,6 +47,11 @@ struct pp_snapshot {
 ** with a sentence in err that names the file and the problem. */
 pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen);
 void pp_snapshot_release(pp_snapshot *snap);
+/* One more reference (a cursor keeps its epoch alive while it runs). */
+pp_snapshot *pp_snapshot_ref(pp_snapshot *snap);
+/* Marks an old epoch: when this process's last user releases it, the file
+** is removed unless another process still has it (epoch_files.h). */
+void pp_snapshot_retire(pp_snapshot *snap);
 
 /* Number of distinct mappings alive in the process (for tests). */
 int pp_snapshot_live_count(void);

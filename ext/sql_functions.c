@@ -49,6 +49,42 @@ static void fn_xor(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_blob(ctx, out, n, sqlite3_free);
 }
 
+/* page_query_patch(data, offset, bytes): data with bytes written at offset,
+** for byte-range writes: UPDATE t SET data = page_query_patch(data, 100, ?)
+** WHERE pageno = ?. Pure; the range must lie inside data. */
+static void fn_patch(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) {
+    sqlite3_result_error(ctx, "page_query_patch: data (argument 1) must be a BLOB", -1);
+    return;
+  }
+  if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
+    sqlite3_result_error(ctx, "page_query_patch: offset (argument 2) must be an integer", -1);
+    return;
+  }
+  if (sqlite3_value_type(argv[2]) != SQLITE_BLOB) {
+    sqlite3_result_error(ctx, "page_query_patch: bytes (argument 3) must be a BLOB", -1);
+    return;
+  }
+  sqlite3_int64 n = sqlite3_value_bytes(argv[0]), off = sqlite3_value_int64(argv[1]);
+  sqlite3_int64 m = sqlite3_value_bytes(argv[2]);
+  if (off < 0 || off > n || m > n - off) {
+    char *msg = sqlite3_mprintf("page_query_patch: %lld bytes at offset %lld do not fit in %lld bytes of data",
+                                m, off, n);
+    sqlite3_result_error(ctx, msg ? msg : "page_query_patch: range out of bounds", -1);
+    sqlite3_free(msg);
+    return;
+  }
+  uint8_t *out = sqlite3_malloc64(n ? (sqlite3_uint64)n : 1);
+  if (!out) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (n) memcpy(out, sqlite3_value_blob(argv[0]), (size_t)n);
+  if (m) memcpy(out + off, sqlite3_value_blob(argv[2]), (size_t)m);
+  sqlite3_result_blob64(ctx, out, (sqlite3_uint64)n, sqlite3_free);
+}
+
 /* proof0 ^ proof1 == gf_mul(ff x 16, fold(answer0 ^ answer1)) */
 static void fn_verify(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
@@ -176,6 +212,8 @@ int pp_register_functions(sqlite3 *db, pp_conn *conn) {
   int rc = sqlite3_create_function(db, "page_query_xor", 2, pure, NULL, fn_xor, NULL, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_create_function(db, "page_query_verify", 4, pure, NULL, fn_verify, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_function(db, "page_query_patch", 3, pure, NULL, fn_patch, NULL, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_create_function(db, "page_query_version", 0, SQLITE_UTF8, NULL, fn_version,
                                  NULL, NULL);

@@ -6,11 +6,16 @@
 **   SELECT answer, proof, epoch FROM t WHERE key = ?;
 **   SELECT key, answer, proof, epoch FROM t WHERE key IN (...);  -- one scan
 **   SELECT pageno, data FROM t WHERE pageno BETWEEN ? AND ?;     -- direct
+**   UPDATE t SET data = ? WHERE pageno = ?;                      -- a write
+**   INSERT INTO t(t) VALUES ('rotate');                          -- new epoch
 **
-** Columns: key HIDDEN, pageno HIDDEN, answer, proof, epoch, data HIDDEN.
+** Columns: key HIDDEN, pageno HIDDEN, answer, proof, epoch, data HIDDEN, and
+** a hidden column named like the table for commands (as FTS5 does).
 ** A key plan runs ONE scan for the whole IN list (sqlite3_vtab_in) in
-** xFilter; xColumn hands out each key's answer (merge phase) and proof (proof
-** phase). A pageno plan reads pages straight from the mapping.
+** xFilter over the epoch the transaction sees; xColumn hands out each key's
+** answer with the pending writes merged in (merge phase) and its proof
+** (proof phase). A pageno plan reads pages from the pending writes or the
+** mapping. Writes go to shadow tables (table_state.h); epochs.c rotates.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,8 +26,14 @@
 #include "../gpu/cuda_backend.h"
 #include "fault_guard.h"
 #include "alloc.h"
+#include "epoch_files.h"
+#include "merge.h"
+#include "table_state.h"
 
-enum { COL_KEY, COL_PAGENO, COL_ANSWER, COL_PROOF, COL_EPOCH, COL_DATA };
+#define vt_error pp_vt_error
+#define rc_for pp_rc_for
+
+enum { COL_KEY, COL_PAGENO, COL_ANSWER, COL_PROOF, COL_EPOCH, COL_DATA, COL_CMD };
 
 /* idxNum: the plan in the low bits, then which arguments xFilter gets. */
 enum {
@@ -41,45 +52,28 @@ enum {
 typedef struct pp_cursor {
   sqlite3_vtab_cursor base;
   int plan;
+  /* The epoch this cursor reads: a reference, so a rotation in any
+  ** connection cannot unmap it while the cursor still merges. */
+  pp_snapshot *snap;
+  int64_t epoch;
+  /* Pending writes the transaction sees: for a key plan their deltas
+  ** against the epoch (merge.h), for a page plan their contents. */
+  pp_pending pend;
+  uint8_t *folds;           /* key plan: fold of each delta */
+  uint8_t *masks;           /* key plan: mask(p) of each delta for row mask_row */
+  int mask_row;
   /* key plan */
   int nrows, row;
   uint8_t **key;
   int *keylen;
+  pp_key *parsed;
   uint8_t *answers, *proofs;
   double t_start;
   int total_done;
   /* page plan */
   sqlite3_int64 page, page_last;
+  int pend_at;              /* next pending write at or after page */
 } pp_cursor;
-
-static void vt_error(sqlite3_vtab *vt, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  sqlite3_free(vt->zErrMsg);
-  vt->zErrMsg = sqlite3_vmprintf(fmt, ap);
-  va_end(ap);
-}
-
-/* The folder the table's relative file= paths resolve against: the database
-** file's folder, or the working directory for in-memory and temp databases
-** that have no file (temp tables use the main database's folder). */
-static char *resolve_path(sqlite3 *db, const char *schema, const char *file) {
-  if (file[0] == '/') return sqlite3_mprintf("%s", file);
-  const char *dbf = sqlite3_db_filename(db, schema);
-  if ((!dbf || !*dbf) && !strcmp(schema, "temp")) dbf = sqlite3_db_filename(db, "main");
-  if (dbf && *dbf) {
-    const char *slash = strrchr(dbf, '/');
-    if (slash) return sqlite3_mprintf("%.*s/%s", (int)(slash - dbf), dbf, file);
-  }
-  char cwd[4096];
-  if (!getcwd(cwd, sizeof cwd)) return sqlite3_mprintf("%s", file);
-  return sqlite3_mprintf("%s/%s", cwd, file);
-}
-
-/* Failures below us report out-of-memory as PP_OOM_MSG: that is SQLITE_NOMEM. */
-static int rc_for(const char *err) {
-  return strcmp(err, PP_OOM_MSG) ? SQLITE_ERROR : SQLITE_NOMEM;
-}
 
 /* Metrics rows are per connection, so a table outside main is qualified. */
 static char *metrics_name_of(const char *schema, const char *name) {
@@ -88,6 +82,7 @@ static char *metrics_name_of(const char *schema, const char *name) {
 
 static void table_free(pp_table *t) {
   if (!t) return;
+  if (t->rotation_lock_fd >= 0) pp_table_txn_end(t, 0);
   if (t->backend) t->backend->destroy(t->backend);
   pp_snapshot_release(t->snap);
   pp_options_free(&t->opt);
@@ -95,58 +90,45 @@ static void table_free(pp_table *t) {
   sqlite3_free(t->name);
   sqlite3_free(t->metrics_name);
   sqlite3_free(t->path);
+  sqlite3_free(t->base_path);
+  sqlite3_free(t->file);
+  sqlite3_free(t->lineage);
   if (t->conn) pp_conn_unref(t->conn);
   sqlite3_free(t);
 }
 
-/* backend='auto' takes CUDA when a device with room for the snapshot
-** exists, else the CPU; backend='cuda' without one is an error. */
-static int choose_backend(pp_table *t, char *err, size_t errlen) {
-  char why[200] = "";
-  uint64_t bytes = t->snap->npages * PP_PAGE_SIZE;
-  int want_cuda = strcmp(t->opt.backend, "cpu") != 0;
-  if (want_cuda && pp_cuda_probe(bytes, why, sizeof why)) {
-    double upload_us = -1;
-    t->backend = pp_backend_cuda_new(t->snap, why, sizeof why, &upload_us);
-    if (t->backend) {
-      char dev[128];
-      pp_cuda_device_name(dev, sizeof dev);
-      snprintf(t->backend_reason, sizeof t->backend_reason, "%s: %s",
-               strcmp(t->opt.backend, "cuda") ? "auto picked the GPU" : "backend='cuda'", dev);
-      if (upload_us >= 0)
-        pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_LOAD, 0, bytes, upload_us);
-      return 0;
-    }
-  }
-  if (!strcmp(t->opt.backend, "cuda")) {
-    snprintf(err, errlen, "backend='cuda' but no usable GPU: %s", why);
-    return 1;
-  }
-  t->backend = pp_backend_cpu_new(t->snap, t->simd, t->opt.threads);
-  if (!t->backend) {
-    snprintf(err, errlen, PP_OOM_MSG);
-    return 1;
-  }
-  t->threads = t->opt.threads > 0 ? t->opt.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-  if (!strcmp(t->opt.backend, "cpu"))
-    snprintf(t->backend_reason, sizeof t->backend_reason, "backend='cpu'");
-  else
-    snprintf(t->backend_reason, sizeof t->backend_reason, "auto picked the CPU: %s", why);
-  return 0;
+/* The command column is named like the table, so a table may not take the
+** name of another column. */
+static const char *column_name_clash(const char *name) {
+  static const char *const cols[] = {"key", "pageno", "answer", "proof", "epoch", "data", NULL};
+  for (int i = 0; cols[i]; i++)
+    if (!sqlite3_stricmp(name, cols[i])) return cols[i];
+  return NULL;
 }
 
-static int pq_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
-                      sqlite3_vtab **out, char **pzErr) {
+/* xCreate (create = 1) makes the shadow tables at epoch 0 over file=;
+** xConnect follows the epoch they record. */
+static int pq_init(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                   sqlite3_vtab **out, char **pzErr, int create) {
   char err[512];
   pp_table *t = sqlite3_malloc(sizeof *t);
   if (!t) return SQLITE_NOMEM;
   memset(t, 0, sizeof *t);
+  t->rotation_lock_fd = -1;
+  t->db = db;
   t->schema = sqlite3_mprintf("%s", argv[1]);
   t->name = sqlite3_mprintf("%s", argv[2]);
   t->metrics_name = metrics_name_of(argv[1], argv[2]);
   if (!t->schema || !t->name || !t->metrics_name) {
     table_free(t);
     return SQLITE_NOMEM;
+  }
+  const char *clash = column_name_clash(t->name);
+  if (clash) {
+    *pzErr = sqlite3_mprintf("page_query: a table cannot be named %s (a column of page_query has that "
+                             "name); pick another name", t->name);
+    table_free(t);
+    return SQLITE_ERROR;
   }
   if (pp_options_parse(argc - 3, argv + 3, &t->opt, err, sizeof err)) {
     *pzErr = sqlite3_mprintf("page_query: %s", err);
@@ -159,34 +141,65 @@ static int pq_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     table_free(t);
     return SQLITE_ERROR;
   }
-  t->path = resolve_path(db, t->schema, t->opt.file);
-  if (!t->path) {
+  t->base_path = pp_resolve_path(db, t->schema, t->opt.file);
+  if (!t->base_path) {
     table_free(t);
     return SQLITE_NOMEM;
   }
-  t->snap = pp_snapshot_acquire(t->path, err, sizeof err);
-  if (!t->snap) {
-    *pzErr = sqlite3_mprintf("page_query: %s", err);
-    table_free(t);
-    return rc_for(err);
-  }
   t->conn = pp_conn_ref((pp_conn *)aux);
-  if (choose_backend(t, err, sizeof err)) {
-    *pzErr = sqlite3_mprintf("page_query: %s", err);
-    table_free(t);
-    return rc_for(err);
+  int rc;
+  if (create) {
+    /* Check the file before making anything. */
+    pp_snapshot *snap = pp_snapshot_acquire(t->base_path, err, sizeof err);
+    if (!snap) {
+      *pzErr = sqlite3_mprintf("page_query: %s", err);
+      table_free(t);
+      return rc_for(err);
+    }
+    pp_snapshot_release(snap);
+    unsigned char r[8];
+    char lineage[17];
+    sqlite3_randomness(sizeof r, r);
+    for (int i = 0; i < 8; i++) snprintf(lineage + 2 * i, 3, "%02x", r[i]);
+    rc = pp_state_create(db, t->schema, t->name, t->opt.file, lineage);
+    if (rc != SQLITE_OK) {
+      *pzErr = sqlite3_mprintf("page_query: %s: cannot create its shadow tables: %s", t->name, sqlite3_errmsg(db));
+      table_free(t);
+      return rc;
+    }
   }
-  int rc = sqlite3_declare_vtab(db,
+  rc = pp_table_sync_epoch(t);
+  if (rc != SQLITE_OK) {
+    *pzErr = t->base.zErrMsg ? t->base.zErrMsg : sqlite3_mprintf("page_query: %s: %s", t->name, sqlite3_errstr(rc));
+    t->base.zErrMsg = NULL;
+    table_free(t);
+    return rc;
+  }
+  char *schema = sqlite3_mprintf(
       "CREATE TABLE x(key BLOB HIDDEN, pageno INTEGER HIDDEN, answer BLOB, "
-      "proof BLOB, epoch INTEGER, data BLOB HIDDEN)");
+      "proof BLOB, epoch INTEGER, data BLOB HIDDEN, \"%w\" HIDDEN)", t->name);
+  rc = schema ? sqlite3_declare_vtab(db, schema) : SQLITE_NOMEM;
+  sqlite3_free(schema);
   if (rc == SQLITE_OK) rc = sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
   if (rc != SQLITE_OK) {
     table_free(t);
     return rc;
   }
+  /* Leftovers of an interrupted rotation, old epochs nobody uses. */
+  if (!create) pp_table_cleanup_files(t, 1);
   pp_conn_add_table(t->conn, t);
   *out = &t->base;
   return SQLITE_OK;
+}
+
+static int pq_create(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                     sqlite3_vtab **out, char **pzErr) {
+  return pq_init(db, aux, argc, argv, out, pzErr, 1);
+}
+
+static int pq_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                      sqlite3_vtab **out, char **pzErr) {
+  return pq_init(db, aux, argc, argv, out, pzErr, 0);
 }
 
 static int pq_disconnect(sqlite3_vtab *vt) {
@@ -196,9 +209,13 @@ static int pq_disconnect(sqlite3_vtab *vt) {
   return SQLITE_OK;
 }
 
-/* DROP TABLE: the table's metrics go with it. */
+/* DROP TABLE: the shadow tables and the metrics go with it. Epoch files
+** stay on disk (the drop may still roll back): docs/SQL.md says how to find
+** them. */
 static int pq_destroy(sqlite3_vtab *vt) {
   pp_table *t = (pp_table *)vt;
+  int rc = pp_state_drop(t->db, t->schema, t->name);
+  if (rc != SQLITE_OK) return rc;
   pp_metrics_forget(t->conn->metrics, t->metrics_name);
   return pq_disconnect(vt);
 }
@@ -286,11 +303,19 @@ static void cursor_reset(pp_cursor *c) {
   for (int i = 0; i < c->nrows; i++) sqlite3_free(c->key[i]);
   sqlite3_free(c->key);
   sqlite3_free(c->keylen);
+  sqlite3_free(c->parsed);
   sqlite3_free(c->answers);
   sqlite3_free(c->proofs);
+  pp_free(c->folds);
+  pp_free(c->masks);
+  pp_pending_free(&c->pend);
+  pp_snapshot_release(c->snap);
+  c->snap = NULL;
   c->key = NULL;
   c->keylen = NULL;
-  c->answers = c->proofs = NULL;
+  c->parsed = NULL;
+  c->answers = c->proofs = c->folds = c->masks = NULL;
+  c->mask_row = -1;
   c->nrows = c->row = 0;
   c->plan = PLAN_NONE;
 }
@@ -298,10 +323,10 @@ static void cursor_reset(pp_cursor *c) {
 /* "total" is recorded once per batch, at EOF or when the cursor closes. */
 static void record_total(pp_cursor *c) {
   pp_table *t = (pp_table *)c->base.pVtab;
-  if (c->plan != PLAN_KEYS || c->total_done) return;
+  if (c->plan != PLAN_KEYS || c->total_done || !c->snap) return;
   c->total_done = 1;
   pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_TOTAL, (uint64_t)c->nrows,
-                    t->snap->npages * PP_PAGE_SIZE, pp_now_us() - c->t_start);
+                    c->snap->npages * PP_PAGE_SIZE, pp_now_us() - c->t_start);
 }
 
 static int pq_close(sqlite3_vtab_cursor *cur) {
@@ -357,7 +382,7 @@ static int add_key(pp_cursor *c, batch *b, sqlite3_value *v, int pos) {
   int len = sqlite3_value_bytes(v);
   const uint8_t *blob = sqlite3_value_blob(v);
   char err[256];
-  if (pp_key_parse(blob, (size_t)len, t->snap->npages, &b->keys[c->nrows], err, sizeof err)) {
+  if (pp_key_parse(blob, (size_t)len, c->snap->npages, &b->keys[c->nrows], err, sizeof err)) {
     vt_error(&t->base, "page_query: key %d: %s", pos, err);
     return SQLITE_ERROR;
   }
@@ -370,12 +395,24 @@ static int add_key(pp_cursor *c, batch *b, sqlite3_value *v, int pos) {
   return SQLITE_OK;
 }
 
+/* Pins the epoch the transaction sees and its pending writes in [lo, hi]
+** to the cursor. */
+static int cursor_view(pp_cursor *c, int64_t lo, int64_t hi) {
+  pp_table *t = (pp_table *)c->base.pVtab;
+  int rc = pp_table_view(t, lo, hi, &c->pend);
+  if (rc != SQLITE_OK) return rc;
+  c->snap = pp_snapshot_ref(t->snap);
+  c->epoch = t->epoch;
+  return SQLITE_OK;
+}
+
 static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
   pp_table *t = (pp_table *)c->base.pVtab;
   batch b = {NULL, 0};
   int rc, pos = 0;
   c->t_start = pp_now_us();
   c->total_done = 0;
+  if ((rc = cursor_view(c, 0, INT64_MAX)) != SQLITE_OK) return rc;
   if (idxNum & KEYS_IN_LIST) {
     sqlite3_value *v;
     for (rc = sqlite3_vtab_in_first(arg, &v); rc == SQLITE_OK; rc = sqlite3_vtab_in_next(arg, &v))
@@ -384,16 +421,11 @@ static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
   } else {
     rc = add_key(c, &b, arg, ++pos);
   }
-  if (rc != SQLITE_OK || c->nrows == 0) {
-    sqlite3_free(b.keys);
-    return rc;
-  }
+  c->parsed = b.keys; /* the merge evaluates each key again */
+  if (rc != SQLITE_OK || c->nrows == 0) return rc;
   c->answers = sqlite3_malloc64((sqlite3_uint64)c->nrows * PP_PAGE_SIZE);
   c->proofs = sqlite3_malloc64((sqlite3_uint64)c->nrows * 16);
-  if (!c->answers || !c->proofs) {
-    sqlite3_free(b.keys);
-    return SQLITE_NOMEM;
-  }
+  if (!c->answers || !c->proofs) return SQLITE_NOMEM;
   /* One scan per PP_MAX_BATCH keys: the whole IN list is one scan up to that. */
   char err[256];
   for (int first = 0; first < c->nrows && rc == SQLITE_OK; first += PP_MAX_BATCH) {
@@ -422,7 +454,7 @@ static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
       rc = rc_for(err);
       break;
     }
-    uint64_t bytes = t->snap->npages * PP_PAGE_SIZE;
+    uint64_t bytes = c->snap->npages * PP_PAGE_SIZE;
     pp_metrics *m = t->conn->metrics;
     const char *mn = t->metrics_name;
     pp_metrics_record(m, mn, PP_PHASE_SCAN, (uint64_t)n, bytes, pp_now_us() - t0);
@@ -430,8 +462,17 @@ static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
     pp_metrics_record(m, mn, PP_PHASE_KERNEL, (uint64_t)n, bytes, tm.kernel_us);
     pp_metrics_record(m, mn, PP_PHASE_D2H, (uint64_t)n, (uint64_t)n * (PP_PAGE_SIZE + 16), tm.d2h_us);
   }
-  sqlite3_free(b.keys);
-  return rc;
+  if (rc != SQLITE_OK || c->pend.n == 0) return rc;
+  /* The pending writes as deltas against this epoch, once for all keys. */
+  c->folds = pp_malloc((size_t)c->pend.n * 16);
+  c->masks = pp_malloc((size_t)c->pend.n * 16);
+  if (!c->folds || !c->masks) return SQLITE_NOMEM;
+  if (pp_merge_prepare(c->snap, &c->pend, c->folds)) {
+    vt_error(&t->base, "page_query: %s: the snapshot file shrank under its mapping (SIGBUS reading "
+             "'%s' for the merge)", t->name, c->snap->path);
+    return SQLITE_ERROR;
+  }
+  return SQLITE_OK;
 }
 
 /* Integer bound of a pageno constraint, rounded so the range is a superset. */
@@ -459,6 +500,7 @@ static sqlite3_int64 page_bound(sqlite3_value *v, int is_lower, int strict, int 
 
 static int filter_pages(pp_cursor *c, int idxNum, int argc, sqlite3_value **argv) {
   pp_table *t = (pp_table *)c->base.pVtab;
+  if (!t->snap) return SQLITE_ERROR;
   sqlite3_int64 lo = 0, hi = (sqlite3_int64)t->snap->npages - 1;
   int a = 0, none = 0;
   if (idxNum & PAGE_EQ && a < argc) {
@@ -478,7 +520,12 @@ static int filter_pages(pp_cursor *c, int idxNum, int argc, sqlite3_value **argv
   }
   c->page = lo;
   c->page_last = none ? lo - 1 : hi;
-  return SQLITE_OK;
+  c->pend_at = 0;
+  if (c->page > c->page_last) return SQLITE_OK;
+  /* Pending writes of the range replace the mapping's pages. */
+  int rc = cursor_view(c, lo, hi);
+  if (rc == SQLITE_OK && c->snap->npages != t->snap->npages) rc = SQLITE_CORRUPT_VTAB;
+  return rc;
 }
 
 static int pq_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, int argc,
@@ -521,24 +568,43 @@ static int pq_eof(sqlite3_vtab_cursor *cur) {
   return 1;
 }
 
+/* Direct read of the cursor's page: its pending write, else the epoch file. */
+static int column_page_data(pp_cursor *c, sqlite3_context *ctx) {
+  pp_table *t = (pp_table *)c->base.pVtab;
+  while (c->pend_at < c->pend.n && c->pend.pageno[c->pend_at] < c->page) c->pend_at++;
+  if (c->pend_at < c->pend.n && c->pend.pageno[c->pend_at] == c->page) {
+    sqlite3_result_blob(ctx, c->pend.data + (size_t)c->pend_at * PP_PAGE_SIZE, PP_PAGE_SIZE, SQLITE_TRANSIENT);
+    return SQLITE_OK;
+  }
+  /* Copied under the SIGBUS guard first: a fault must not unwind SQLite. */
+  uint8_t *buf = sqlite3_malloc(PP_PAGE_SIZE);
+  if (!buf) return SQLITE_NOMEM;
+  if (pp_guarded_copy(buf, c->snap->data + (uint64_t)c->page * PP_PAGE_SIZE, PP_PAGE_SIZE)) {
+    sqlite3_free(buf);
+    vt_error(&t->base, "page_query: %s: the snapshot file shrank under its mapping "
+             "(SIGBUS reading page %lld of '%s')", t->name, (long long)c->page, c->snap->path);
+    return SQLITE_ERROR;
+  }
+  sqlite3_result_blob(ctx, buf, PP_PAGE_SIZE, sqlite3_free);
+  return SQLITE_OK;
+}
+
+/* mask(p) of every pending page for the current row's key. */
+static void row_masks(pp_cursor *c) {
+  if (c->mask_row == c->row) return;
+  pp_merge_masks(&c->parsed[c->row], &c->pend, c->masks);
+  c->mask_row = c->row;
+}
+
 static int pq_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   pp_cursor *c = (pp_cursor *)cur;
   pp_table *t = (pp_table *)cur->pVtab;
   if (c->plan == PLAN_PAGES) {
+    /* In an UPDATE, columns it does not change are not computed. */
+    if (col != COL_PAGENO && sqlite3_vtab_nochange(ctx)) return SQLITE_OK;
     if (col == COL_PAGENO) sqlite3_result_int64(ctx, c->page);
-    else if (col == COL_DATA) {
-      /* Copied under the SIGBUS guard first: a fault must not unwind SQLite. */
-      uint8_t *buf = sqlite3_malloc(PP_PAGE_SIZE);
-      if (!buf) return SQLITE_NOMEM;
-      if (pp_guarded_copy(buf, t->snap->data + (uint64_t)c->page * PP_PAGE_SIZE, PP_PAGE_SIZE)) {
-        sqlite3_free(buf);
-        vt_error(cur->pVtab, "page_query: %s: the snapshot file shrank under its mapping "
-                 "(SIGBUS reading page %lld of '%s')", t->name, (long long)c->page, t->path);
-        return SQLITE_ERROR;
-      }
-      sqlite3_result_blob(ctx, buf, PP_PAGE_SIZE, sqlite3_free);
-    }
-    else if (col == COL_EPOCH) sqlite3_result_int64(ctx, 0);
+    else if (col == COL_DATA) return column_page_data(c, ctx);
+    else if (col == COL_EPOCH) sqlite3_result_int64(ctx, c->epoch);
     return SQLITE_OK;
   }
   int r = c->row;
@@ -547,22 +613,36 @@ static int pq_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
       sqlite3_result_blob(ctx, c->key[r], c->keylen[r], SQLITE_TRANSIENT);
       break;
     case COL_ANSWER: {
-      /* Merge phase: pending writes would be applied here (none yet). */
+      /* Merge phase: the scan's answer plus the pending writes' deltas. */
       double t0 = pp_now_us();
-      sqlite3_result_blob(ctx, c->answers + (size_t)r * PP_PAGE_SIZE, PP_PAGE_SIZE, SQLITE_TRANSIENT);
-      pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_MERGE, 1, PP_PAGE_SIZE, pp_now_us() - t0);
+      uint8_t *a = sqlite3_malloc(PP_PAGE_SIZE);
+      if (!a) return SQLITE_NOMEM;
+      memcpy(a, c->answers + (size_t)r * PP_PAGE_SIZE, PP_PAGE_SIZE);
+      if (c->pend.n) {
+        row_masks(c);
+        pp_merge_answer(&c->pend, c->masks, a);
+      }
+      sqlite3_result_blob(ctx, a, PP_PAGE_SIZE, sqlite3_free);
+      pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_MERGE, 1, PP_PAGE_SIZE,
+                        pp_now_us() - t0);
       break;
     }
     case COL_PROOF: {
       double t0 = pp_now_us();
-      sqlite3_result_blob(ctx, c->proofs + (size_t)r * 16, 16, SQLITE_TRANSIENT);
+      uint8_t proof[16];
+      memcpy(proof, c->proofs + (size_t)r * 16, 16);
+      if (c->pend.n) {
+        row_masks(c);
+        pp_merge_proof(&c->pend, c->folds, c->masks, proof);
+      }
+      sqlite3_result_blob(ctx, proof, 16, SQLITE_TRANSIENT);
       pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_PROOF, 1, 16, pp_now_us() - t0);
       break;
     }
     case COL_EPOCH:
-      sqlite3_result_int64(ctx, 0);
+      sqlite3_result_int64(ctx, c->epoch);
       break;
-    default: /* pageno, data: not part of a private read */
+    default: /* pageno, data, command: not part of a private read */
       break;
   }
   return SQLITE_OK;
@@ -576,11 +656,21 @@ static int pq_rowid(sqlite3_vtab_cursor *cur, sqlite_int64 *rowid) {
 
 static int pq_rename(sqlite3_vtab *vt, const char *name) {
   pp_table *t = (pp_table *)vt;
+  if (column_name_clash(name)) {
+    vt_error(vt, "page_query: a table cannot be named %s (a column of page_query has that name)", name);
+    return SQLITE_ERROR;
+  }
   char *n = sqlite3_mprintf("%s", name), *mn = metrics_name_of(t->schema, name);
   if (!n || !mn) {
     sqlite3_free(n);
     sqlite3_free(mn);
     return SQLITE_NOMEM;
+  }
+  int rc = pp_state_rename(t->db, t->schema, t->name, name);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(n);
+    sqlite3_free(mn);
+    return rc;
   }
   pp_metrics_rename(t->conn->metrics, t->metrics_name, mn);
   sqlite3_free(t->name);
@@ -590,9 +680,124 @@ static int pq_rename(sqlite3_vtab *vt, const char *name) {
   return SQLITE_OK;
 }
 
+/* ---- writes ------------------------------------------------------------- */
+
+/* Stores the write of page `pageno` in <t>_pending (the caller's
+** transaction). */
+static int write_page(pp_table *t, sqlite3_value *pv, sqlite3_value *data) {
+  if (sqlite3_value_numeric_type(pv) != SQLITE_INTEGER) {
+    vt_error(&t->base, "page_query: %s: a write needs an integer pageno, got %s", t->name,
+             type_name(sqlite3_value_type(pv)));
+    return SQLITE_ERROR;
+  }
+  sqlite3_int64 p = sqlite3_value_int64(pv);
+  uint64_t n = t->snap->npages;
+  if (p < 0 || (uint64_t)p >= n) {
+    vt_error(&t->base, "page_query: %s: page %lld is out of range: the snapshot has %llu pages (0 to %llu)",
+             t->name, (long long)p, (unsigned long long)n, (unsigned long long)(n - 1));
+    return SQLITE_ERROR;
+  }
+  if (sqlite3_value_type(data) != SQLITE_BLOB || sqlite3_value_bytes(data) != (int)PP_PAGE_SIZE) {
+    if (sqlite3_value_type(data) == SQLITE_BLOB)
+      vt_error(&t->base, "page_query: %s: page %lld: data must be a %u-byte BLOB, got %d bytes", t->name,
+               (long long)p, PP_PAGE_SIZE, sqlite3_value_bytes(data));
+    else
+      vt_error(&t->base, "page_query: %s: page %lld: data must be a %u-byte BLOB, got %s", t->name,
+               (long long)p, PP_PAGE_SIZE, type_name(sqlite3_value_type(data)));
+    return SQLITE_ERROR;
+  }
+  int rc = pp_state_write(t->db, t->schema, t->name, p, sqlite3_value_blob(data));
+  if (rc != SQLITE_OK && rc != SQLITE_NOMEM)
+    vt_error(&t->base, "page_query: %s: page %lld: cannot store the write: %s", t->name, (long long)p,
+             sqlite3_errmsg(t->db));
+  return rc;
+}
+
+static int run_command(pp_table *t, sqlite3_value *v) {
+  const char *cmd = (const char *)sqlite3_value_text(v);
+  if (cmd && !strcmp(cmd, "rotate")) return pp_table_rotate(t);
+  if (!cmd && sqlite3_value_type(v) != SQLITE_NULL) return SQLITE_NOMEM;
+  vt_error(&t->base, "page_query: %s: unknown command '%s' (known: rotate)", t->name, cmd ? cmd : "");
+  return SQLITE_ERROR;
+}
+
+/* Columns a write may not set (NULL, or untouched in an UPDATE, is fine). */
+static int check_read_only_columns(pp_table *t, sqlite3_value **col, int update) {
+  static const int ro[] = {COL_KEY, COL_ANSWER, COL_PROOF, COL_EPOCH, COL_CMD};
+  for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
+    sqlite3_value *v = col[ro[i]];
+    if (update && sqlite3_value_nochange(v)) continue;
+    if (sqlite3_value_type(v) == SQLITE_NULL) continue;
+    if (ro[i] == COL_EPOCH && update) continue; /* read back unchanged (triggers) */
+    vt_error(&t->base, "page_query: %s: only data can be written: write UPDATE %s SET data = ? WHERE "
+             "pageno = ?, or INSERT INTO %s(%s) VALUES ('rotate')", t->name, t->name, t->name, t->name);
+    return SQLITE_ERROR;
+  }
+  return SQLITE_OK;
+}
+
+static int pq_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite_int64 *rowid) {
+  pp_table *t = (pp_table *)vt;
+  if (argc == 1) {
+    vt_error(vt, "page_query: %s: pages cannot be deleted; write a page's new content with "
+             "UPDATE %s SET data = ? WHERE pageno = ?", t->name, t->name);
+    return SQLITE_ERROR;
+  }
+  sqlite3_value **col = argv + 2;
+  int rc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+    /* INSERT: a command, or INSERT INTO t(pageno, data) as a write. */
+    if (sqlite3_value_type(col[COL_CMD]) != SQLITE_NULL) {
+      if (sqlite3_value_type(col[COL_PAGENO]) != SQLITE_NULL || sqlite3_value_type(col[COL_DATA]) != SQLITE_NULL) {
+        vt_error(vt, "page_query: %s: a command row sets only the %s column", t->name, t->name);
+        return SQLITE_ERROR;
+      }
+      return run_command(t, col[COL_CMD]);
+    }
+    if ((rc = check_read_only_columns(t, col, 0)) != SQLITE_OK) return rc;
+    sqlite3_value *pv = sqlite3_value_type(col[COL_PAGENO]) != SQLITE_NULL ? col[COL_PAGENO] : argv[1];
+    if ((rc = write_page(t, pv, col[COL_DATA])) == SQLITE_OK) *rowid = sqlite3_value_int64(pv);
+    return rc;
+  }
+  /* UPDATE: only data changes; the row is the page. */
+  if (sqlite3_value_type(col[COL_PAGENO]) != SQLITE_INTEGER) {
+    vt_error(vt, "page_query: %s: a write needs WHERE pageno = ...: write UPDATE %s SET data = ? WHERE pageno = ?",
+             t->name, t->name);
+    return SQLITE_ERROR;
+  }
+  if (sqlite3_value_int64(argv[1]) != sqlite3_value_int64(argv[0]) ||
+      sqlite3_value_int64(col[COL_PAGENO]) != sqlite3_value_int64(argv[0])) {
+    vt_error(vt, "page_query: %s: pageno cannot be changed", t->name);
+    return SQLITE_ERROR;
+  }
+  if ((rc = check_read_only_columns(t, col, 1)) != SQLITE_OK) return rc;
+  if (sqlite3_value_nochange(col[COL_DATA])) return SQLITE_OK;
+  return write_page(t, col[COL_PAGENO], col[COL_DATA]);
+}
+
+/* Transactions: only a rotation needs to know how one ends (its new file
+** stays locked until then; a rolled back one is removed). */
+static int pq_begin(sqlite3_vtab *vt) {
+  (void)vt;
+  return SQLITE_OK;
+}
+static int pq_sync(sqlite3_vtab *vt) {
+  (void)vt;
+  return SQLITE_OK;
+}
+static int pq_commit(sqlite3_vtab *vt) {
+  pp_table_txn_end((pp_table *)vt, 1);
+  return SQLITE_OK;
+}
+static int pq_rollback(sqlite3_vtab *vt) {
+  pp_table_txn_end((pp_table *)vt, 0);
+  return SQLITE_OK;
+}
+static int pq_shadow_name(const char *suffix) { return pp_state_is_shadow(suffix); }
+
 static sqlite3_module page_query_module = {
     .iVersion = 3,
-    .xCreate = pq_connect,
+    .xCreate = pq_create,
     .xConnect = pq_connect,
     .xBestIndex = pq_best_index,
     .xDisconnect = pq_disconnect,
@@ -604,7 +809,13 @@ static sqlite3_module page_query_module = {
     .xEof = pq_eof,
     .xColumn = pq_column,
     .xRowid = pq_rowid,
+    .xUpdate = pq_update,
+    .xBegin = pq_begin,
+    .xSync = pq_sync,
+    .xCommit = pq_commit,
+    .xRollback = pq_rollback,
     .xRename = pq_rename,
+    .xShadowName = pq_shadow_name,
 };
 
 int pp_register_page_query(sqlite3 *db, pp_conn *conn) {

@@ -1094,6 +1094,91 @@ extern "C" int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
   return 0;
 }
 
+/* Pages staged contiguously in `src` go to their places idx[i] in the
+** snapshot; their folds are recomputed (one warp per page). */
+__global__ void scatter_pages_kernel(const uint4 *__restrict__ src,
+                                     const unsigned long long *__restrict__ idx, unsigned n,
+                                     uint4 *__restrict__ pages, uint4 *__restrict__ folds) {
+  const int lane = threadIdx.x & 31;
+  const unsigned w = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  if (w >= n) return;
+  const uint4 *p = src + (size_t)w * 256 + lane;
+  uint4 *d = pages + idx[w] * 256 + lane;
+  uint4 a = make_uint4(0, 0, 0, 0);
+#pragma unroll
+  for (int i = 0; i < 8; i++) {
+    uint4 v = p[32 * i];
+    d[32 * i] = v;
+    a.x ^= v.x; a.y ^= v.y; a.z ^= v.z; a.w ^= v.w;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    a.x ^= __shfl_xor_sync(0xffffffffu, a.x, o);
+    a.y ^= __shfl_xor_sync(0xffffffffu, a.y, o);
+    a.z ^= __shfl_xor_sync(0xffffffffu, a.z, o);
+    a.w ^= __shfl_xor_sync(0xffffffffu, a.w, o);
+  }
+  if (lane == 0) folds[idx[w]] = a;
+}
+
+/* A rotation's changed pages: gathered from the new epoch's mapping into
+** pinned staging, copied in one transfer per chunk, scattered on the device.
+** The caller guarantees no scan uses the copy meanwhile. */
+extern "C" int pp_cuda_snapshot_update(pp_cuda_snapshot *snap, const uint8_t *host,
+                                       const int64_t *pages, int n, double *us, char *err,
+                                       size_t errlen) {
+  double t0 = now_us();
+  if (!snap || !host || (n > 0 && !pages) || n < 0) {
+    seterr(err, errlen, "pp_cuda_snapshot_update: bad argument");
+    return 1;
+  }
+  for (int i = 0; i < n; i++)
+    if (pages[i] < 0 || (uint64_t)pages[i] >= snap->npages) {
+      seterr(err, errlen, "pp_cuda_snapshot_update: page %lld out of range", (long long)pages[i]);
+      return 1;
+    }
+  if (n == 0) {
+    if (us) *us = 0;
+    return 0;
+  }
+  const unsigned per = STAGE_BYTES / 4096; /* pages per chunk */
+  uint4 *dsrc = NULL;
+  unsigned long long *didx = NULL;
+  unsigned long long *hidx = (unsigned long long *)malloc(sizeof *hidx * per);
+  if (!hidx) {
+    seterr(err, errlen, "out of host memory");
+    return 1;
+  }
+  pthread_mutex_lock(&g_stage_mu);
+  int rc = stage_init_locked(err, errlen);
+  if (!rc) rc = ck(dev_alloc((void **)&dsrc, (size_t)per * 4096), err, errlen, "cudaMalloc for changed pages");
+  if (!rc) rc = ck(dev_alloc((void **)&didx, sizeof *didx * per), err, errlen, "cudaMalloc for page numbers");
+  cudaStream_t st = g_stage_st[0];
+  for (int first = 0; !rc && first < n; first += (int)per) {
+    unsigned m = (unsigned)(n - first < (int)per ? n - first : (int)per);
+    rc = ck(cudaStreamSynchronize(st), err, errlen, "waiting for the previous chunk");
+    if (rc) break;
+    for (unsigned i = 0; i < m; i++) {
+      memcpy(g_stage[0] + (size_t)i * 4096, host + (uint64_t)pages[first + i] * 4096, 4096);
+      hidx[i] = (unsigned long long)pages[first + i];
+    }
+    rc = ck(cudaMemcpyAsync(dsrc, g_stage[0], (size_t)m * 4096, cudaMemcpyHostToDevice, st), err,
+            errlen, "cudaMemcpyAsync of changed pages") ||
+         ck(cudaMemcpyAsync(didx, hidx, sizeof *hidx * m, cudaMemcpyHostToDevice, st), err, errlen,
+            "cudaMemcpyAsync of page numbers");
+    if (rc) break;
+    scatter_pages_kernel<<<(m + 7) / 8, 256, 0, st>>>(dsrc, didx, m, snap->pages, snap->folds);
+    rc = ck(cudaGetLastError(), err, errlen, "launching the page scatter");
+  }
+  if (ck(cudaStreamSynchronize(st), rc ? NULL : err, errlen, "the page update")) rc = 1;
+  pthread_mutex_unlock(&g_stage_mu);
+  cudaFree(dsrc);
+  cudaFree(didx);
+  free(hidx);
+  if (!rc && us) *us = now_us() - t0;
+  return rc;
+}
+
 /* Bench hook: a snapshot generated on the device (no host transfer). */
 extern "C" int pp_cuda_snapshot_synthetic(uint64_t npages, uint64_t seed,
                                           pp_cuda_snapshot **out, double *gen_us, char *err,

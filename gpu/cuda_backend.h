@@ -38,6 +38,11 @@ int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
                             pp_cuda_snapshot **out, double *upload_us,
                             char *err, size_t errlen);
 void pp_cuda_snapshot_free(pp_cuda_snapshot *snap);
+/* Replaces n pages of the device copy (page numbers in `pages`, contents
+** read from the host mapping `host` of the new epoch) and their folds. No
+** scan may use the copy meanwhile. *us gets the wall time. */
+int pp_cuda_snapshot_update(pp_cuda_snapshot *snap, const uint8_t *host, const int64_t *pages,
+                            int n, double *us, char *err, size_t errlen);
 
 /* One batch: answers (nkeys x 4096 bytes) and reduced proofs (nkeys x 16)
 ** for keys that were already validated against the snapshot's page count. */

@@ -1,7 +1,7 @@
 #!/bin/sh
 # run_all.sh: the whole test suite, run by `make test` (and `make test-gpu`
 # with PAGEPIR_BACKEND=cuda). Runs the C unit tests build/test/test_primitives
-# build/test/test_static, test_faults and test_soak, then the Tcl suite (tclsh test/all.tcl),
+# build/test/test_static, test_faults, test_soak and test_scheduler, then the Tcl suite (tclsh test/all.tcl),
 # then (PAGEPIR_TEST_SANITIZERS set, as `make test` does) the fuzz corpus replay
 # and the ASan + UBSan run of the whole suite. Each
 # prints "N passed, N failed" as its last line; this script sums them and ends
@@ -37,7 +37,8 @@ run() {
   total_fail=$((total_fail + f))
 }
 
-for prog in test_primitives test_static test_faults test_soak; do
+# UNIT_PROGS: the programs (make passes every test/unit/test_*.c, test_primitives first).
+for prog in ${UNIT_PROGS:-test_primitives test_static test_faults test_soak test_scheduler}; do
   if [ -x "build/test/$prog" ]; then
     run "$prog" "build/test/$prog"
   else

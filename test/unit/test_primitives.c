@@ -1609,7 +1609,7 @@ static void test_options(void) {
       {2, {"file=a", "threads=''"}, "option threads='' is not a whole number from 1 to 1024"},
       {2, {"file=a", "threads=99999999999999999999"},
        "option threads='99999999999999999999' is not a whole number from 1 to 1024"},
-      {2, {"file=a", "color=red"}, "unknown option 'color' (known: file, backend, threads, simd)"},
+      {2, {"file=a", "color=red"}, "unknown option 'color' (known: file, backend, threads, simd, keep_epochs)"},
       {3, {"file=a", "backend=cpu", "backend=cuda"}, "option backend is given twice"},
       {3, {"file=a", "threads=2", "threads=3"}, "option threads is given twice"},
       {3, {"simd=auto", "file=a", "simd=auto"}, "option simd is given twice"},

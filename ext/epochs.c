@@ -1,0 +1,340 @@
+/*
+** A table's epochs: following the epoch its transaction sees, rotating to a
+** new one, and removing epoch files nobody can use any more.
+** docs/DESIGN.md walks through why no write is lost at any crash point.
+*/
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include "page_query.h"
+#include "../gpu/cuda_backend.h"
+#include "alloc.h"
+#include "epoch_files.h"
+#include "table_state.h"
+
+void pp_vt_error(sqlite3_vtab *vt, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  sqlite3_free(vt->zErrMsg);
+  vt->zErrMsg = sqlite3_vmprintf(fmt, ap);
+  va_end(ap);
+}
+
+/* Failures below us report out-of-memory as PP_OOM_MSG: that is SQLITE_NOMEM. */
+int pp_rc_for(const char *err) { return strcmp(err, PP_OOM_MSG) ? SQLITE_ERROR : SQLITE_NOMEM; }
+
+/* The folder the table's relative file= paths resolve against: the database
+** file's folder, or the working directory for in-memory and temp databases
+** that have no file (temp tables use the main database's folder). */
+char *pp_resolve_path(sqlite3 *db, const char *schema, const char *file) {
+  if (file[0] == '/') return sqlite3_mprintf("%s", file);
+  const char *dbf = sqlite3_db_filename(db, schema);
+  if ((!dbf || !*dbf) && !strcmp(schema, "temp")) dbf = sqlite3_db_filename(db, "main");
+  if (dbf && *dbf) {
+    const char *slash = strrchr(dbf, '/');
+    if (slash) return sqlite3_mprintf("%.*s/%s", (int)(slash - dbf), dbf, file);
+  }
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return sqlite3_mprintf("%s", file);
+  return sqlite3_mprintf("%s/%s", cwd, file);
+}
+
+static void set_cpu_reason(pp_table *t, const char *why) {
+  if (!strcmp(t->opt.backend, "cpu"))
+    snprintf(t->backend_reason, sizeof t->backend_reason, "backend='cpu'");
+  else
+    snprintf(t->backend_reason, sizeof t->backend_reason, "auto picked the CPU: %s", why);
+}
+
+/* backend='auto' takes CUDA when a device with room for the snapshot
+** exists, else the CPU; backend='cuda' without one is an error. */
+int pp_table_choose_backend(pp_table *t, char *err, size_t errlen) {
+  char why[200] = "";
+  uint64_t bytes = t->snap->npages * PP_PAGE_SIZE;
+  int want_cuda = strcmp(t->opt.backend, "cpu") != 0;
+  if (want_cuda && pp_cuda_probe(bytes, why, sizeof why)) {
+    double upload_us = -1;
+    t->backend = pp_backend_cuda_new(t->snap, why, sizeof why, &upload_us);
+    if (t->backend) {
+      char dev[128];
+      pp_cuda_device_name(dev, sizeof dev);
+      snprintf(t->backend_reason, sizeof t->backend_reason, "%s: %s",
+               strcmp(t->opt.backend, "cuda") ? "auto picked the GPU" : "backend='cuda'", dev);
+      if (upload_us >= 0)
+        pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_LOAD, 0, bytes, upload_us);
+      return 0;
+    }
+  }
+  if (!strcmp(t->opt.backend, "cuda")) {
+    snprintf(err, errlen, "backend='cuda' but no usable GPU: %s", why);
+    return 1;
+  }
+  t->backend = pp_backend_cpu_new(t->snap, t->simd, t->opt.threads);
+  if (!t->backend) {
+    snprintf(err, errlen, PP_OOM_MSG);
+    return 1;
+  }
+  t->threads = t->opt.threads > 0 ? t->opt.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  set_cpu_reason(t, why);
+  return 0;
+}
+
+/* A backend over `snap`, the table's next epoch. The CUDA backend moves the
+** device copy of the old epoch forward by copying only the pages that
+** changed (when <t>_changes still knows them), after the scans reading it. */
+static pp_backend *backend_for_epoch(pp_table *t, pp_snapshot *snap, int64_t to, char *err,
+                                     size_t errlen) {
+  if (t->backend && !strcmp(t->backend->name, "cuda")) {
+    int64_t *pages = NULL;
+    int n = 0, known = 0;
+    if (pp_state_changes(t->db, t->schema, t->name, t->epoch, to, &pages, &n, &known) != SQLITE_OK)
+      known = 0;
+    double upload_us = -1;
+    char why[256];
+    pp_backend *be = pp_backend_cuda_new_epoch(t->snap, snap, known ? pages : NULL, known ? n : -1, why,
+                                               sizeof why, &upload_us);
+    pp_free(pages);
+    if (be) {
+      if (upload_us >= 0)
+        pp_metrics_record(t->conn->metrics, t->metrics_name, PP_PHASE_LOAD, 0,
+                          known ? (uint64_t)n * PP_PAGE_SIZE : snap->npages * PP_PAGE_SIZE, upload_us);
+      return be;
+    }
+    if (!strcmp(t->opt.backend, "cuda")) {
+      snprintf(err, errlen, "cannot move the GPU copy to epoch %lld: %s", (long long)to, why);
+      return NULL;
+    }
+    snprintf(t->backend_reason, sizeof t->backend_reason,
+             "auto fell back to the CPU after a GPU error: %.200s", why);
+  }
+  pp_backend *be = pp_backend_cpu_new(snap, t->simd, t->opt.threads);
+  if (!be) snprintf(err, errlen, PP_OOM_MSG);
+  return be;
+}
+
+int pp_table_sync_epoch(pp_table *t) {
+  int64_t epoch;
+  char *file, *lineage, *zErr = NULL;
+  int rc = pp_state_epoch(t->db, t->schema, t->name, &epoch, &file, &lineage, &zErr);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(t->base.zErrMsg);
+    t->base.zErrMsg = zErr;
+    return rc;
+  }
+  return pp_table_use_epoch(t, epoch, file, lineage);
+}
+
+int pp_table_view(pp_table *t, int64_t lo, int64_t hi, pp_pending *pend) {
+  int64_t epoch;
+  char *file, *lineage, *zErr = NULL;
+  int rc = pp_state_view(t->db, t->schema, t->name, lo, hi, &epoch, &file, &lineage, pend, &zErr);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(t->base.zErrMsg);
+    t->base.zErrMsg = zErr;
+    return rc;
+  }
+  rc = pp_table_use_epoch(t, epoch, file, lineage);
+  if (rc != SQLITE_OK) pp_pending_free(pend);
+  return rc;
+}
+
+/* Takes ownership of file and lineage (sqlite3_malloc'd). */
+int pp_table_use_epoch(pp_table *t, int64_t epoch, char *file, char *lineage) {
+  int rc = SQLITE_OK;
+  if (t->snap && epoch == t->epoch && !strcmp(file, t->file)) {
+    sqlite3_free(file);
+    sqlite3_free(lineage);
+    return SQLITE_OK;
+  }
+  char err[512];
+  char *path = pp_resolve_path(t->db, t->schema, file);
+  pp_snapshot *snap = path ? pp_snapshot_acquire(path, err, sizeof err) : NULL;
+  if (!path) snprintf(err, sizeof err, PP_OOM_MSG);
+  if (!snap) {
+    pp_vt_error(&t->base, "page_query: %s: epoch %lld: %s", t->name, (long long)epoch, err);
+    rc = pp_rc_for(err);
+    goto done;
+  }
+  if (t->snap && snap->npages != t->snap->npages) {
+    pp_vt_error(&t->base, "page_query: %s: epoch %lld's file '%s' has %llu pages, the table %llu",
+                t->name, (long long)epoch, path, (unsigned long long)snap->npages,
+                (unsigned long long)t->snap->npages);
+    pp_snapshot_release(snap);
+    rc = SQLITE_CORRUPT_VTAB;
+    goto done;
+  }
+  pp_backend *be = NULL;
+  if (t->snap) {
+    be = backend_for_epoch(t, snap, epoch, err, sizeof err);
+    if (!be) {
+      pp_vt_error(&t->base, "page_query: %s: %s", t->name, err);
+      pp_snapshot_release(snap);
+      rc = pp_rc_for(err);
+      goto done;
+    }
+    if (strcmp(be->name, "cuda")) t->threads = t->opt.threads > 0 ? t->opt.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    t->backend->destroy(t->backend);
+    /* An epoch older than the ones kept goes with its last user. */
+    if (t->epoch > 0 && t->epoch < epoch - 1 - t->opt.keep_epochs) pp_snapshot_retire(t->snap);
+    pp_snapshot_release(t->snap);
+  }
+  t->backend = be;
+  t->snap = snap;
+  t->epoch = epoch;
+  sqlite3_free(t->file);
+  t->file = file;
+  file = NULL;
+  sqlite3_free(t->path);
+  t->path = path;
+  path = NULL;
+  if (!t->lineage) {
+    t->lineage = lineage;
+    lineage = NULL;
+  }
+  if (!t->backend && pp_table_choose_backend(t, err, sizeof err)) {
+    pp_vt_error(&t->base, "page_query: %s", err);
+    rc = pp_rc_for(err);
+  }
+done:
+  sqlite3_free(path);
+  sqlite3_free(file);
+  sqlite3_free(lineage);
+  return rc;
+}
+
+/* Removal of a file newer than the current epoch: it may be a rotation of
+** another connection that is committing right now, so it is removed only
+** under its exclusive lock (that rotation has ended) and only if a fresh
+** read of the epoch still shows it is not current. */
+typedef struct cleanup_ctx {
+  pp_table *t;
+  int64_t current;
+  int abandoned; /* also remove files newer than current */
+} cleanup_ctx;
+
+static void cleanup_one(const char *path, int64_t n, int is_tmp, void *arg) {
+  cleanup_ctx *c = arg;
+  if (is_tmp || n < c->current - 1 - c->t->opt.keep_epochs) {
+    pp_epoch_try_remove(path);
+    return;
+  }
+  if (n <= c->current || !c->abandoned) return;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    int64_t now;
+    char *file, *lineage;
+    if (pp_state_epoch(c->t->db, c->t->schema, c->t->name, &now, &file, &lineage, NULL) == SQLITE_OK) {
+      if (n > now) unlink(path);
+      sqlite3_free(file);
+      sqlite3_free(lineage);
+    }
+  }
+  close(fd);
+}
+
+void pp_table_cleanup_files(pp_table *t, int include_abandoned) {
+  int64_t current;
+  char *file, *lineage;
+  if (pp_state_epoch(t->db, t->schema, t->name, &current, &file, &lineage, NULL) != SQLITE_OK) return;
+  /* Only a read outside any transaction is fresh enough to call a newer
+  ** file abandoned. */
+  int fresh = sqlite3_get_autocommit(t->db) && sqlite3_txn_state(t->db, t->schema) == SQLITE_TXN_NONE;
+  cleanup_ctx c = {t, current, include_abandoned && fresh};
+  if (t->base_path) pp_epoch_list(t->base_path, lineage, cleanup_one, &c);
+  sqlite3_free(file);
+  sqlite3_free(lineage);
+}
+
+/* Abandoned files newer than `current` while holding the write lock: no
+** other rotation can be committing, so none of them can become current. */
+static void remove_newer(const char *path, int64_t n, int is_tmp, void *arg) {
+  int64_t current = *(int64_t *)arg;
+  if (is_tmp || n > current) pp_epoch_try_remove(path);
+}
+
+int pp_table_rotate(pp_table *t) {
+  int rc = pp_table_sync_epoch(t);
+  if (rc != SQLITE_OK) return rc;
+  /* Take the write lock first (a no-op write): from here on, no other
+  ** connection can commit a rotation, so what we read stays current. */
+  char *sql = sqlite3_mprintf("UPDATE \"%w\".\"%w_epoch\" SET epoch = epoch WHERE id = 1", t->schema, t->name);
+  if (!sql) return SQLITE_NOMEM;
+  rc = sqlite3_exec(t->db, sql, NULL, NULL, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) {
+    pp_vt_error(&t->base, "page_query: %s: rotate: %s", t->name, sqlite3_errmsg(t->db));
+    return rc;
+  }
+  pp_pending p;
+  char *zErr = NULL;
+  (void)zErr;
+  rc = pp_table_view(t, 0, INT64_MAX, &p);
+  if (rc != SQLITE_OK) return rc;
+  if (p.n == 0) return SQLITE_OK; /* nothing pending: the epoch stays */
+  int64_t next = t->epoch + 1;
+  char *name = pp_epoch_file_name(t->opt.file, t->lineage, next);
+  char *abs = name ? pp_resolve_path(t->db, t->schema, name) : NULL;
+  pp_page_write *w = pp_malloc((size_t)p.n * sizeof *w);
+  if (!name || !abs || !w) {
+    rc = SQLITE_NOMEM;
+    goto done;
+  }
+  for (int i = 0; i < p.n; i++) {
+    w[i].pageno = p.pageno[i];
+    w[i].data = p.data + (size_t)i * PP_PAGE_SIZE;
+  }
+  pp_epoch_list(t->base_path, t->lineage, remove_newer, &t->epoch);
+  char err[600];
+  int lock_fd;
+  if (pp_epoch_write(t->path, t->snap->npages, w, p.n, abs, &lock_fd, err, sizeof err)) {
+    pp_vt_error(&t->base, "page_query: %s: %s (epoch %lld and its %d pending writes are kept)", t->name,
+                err, (long long)t->epoch, p.n);
+    rc = pp_rc_for(err);
+    goto done;
+  }
+  rc = pp_state_rotate(t->db, t->schema, t->name, next, name);
+  if (rc != SQLITE_OK) {
+    pp_vt_error(&t->base, "page_query: %s: rotate: %s", t->name, sqlite3_errmsg(t->db));
+    unlink(abs);
+    close(lock_fd);
+    goto done;
+  }
+  /* The new file stays locked until the transaction ends. */
+  if (t->rotation_lock_fd >= 0) close(t->rotation_lock_fd);
+  sqlite3_free(t->rotation_path);
+  t->rotation_lock_fd = lock_fd;
+  t->rotation_path = abs;
+  t->rotation_epoch = next;
+  abs = NULL;
+done:
+  pp_free(w);
+  pp_free(name);
+  sqlite3_free(abs);
+  pp_pending_free(&p);
+  return rc;
+}
+
+/* After a committed rotation to epoch `current`: temp files and epochs
+** older than the kept ones (no SQL here: we are inside xCommit). */
+static void remove_older(const char *path, int64_t n, int is_tmp, void *arg) {
+  cleanup_ctx *c = arg;
+  if (is_tmp || n < c->current - 1 - c->t->opt.keep_epochs) pp_epoch_try_remove(path);
+}
+
+void pp_table_txn_end(pp_table *t, int committed) {
+  if (t->rotation_lock_fd < 0) return;
+  close(t->rotation_lock_fd);
+  t->rotation_lock_fd = -1;
+  if (!committed) pp_epoch_try_remove(t->rotation_path);
+  sqlite3_free(t->rotation_path);
+  t->rotation_path = NULL;
+  if (committed) {
+    cleanup_ctx c = {t, t->rotation_epoch, 0};
+    pp_epoch_list(t->base_path, t->lineage, remove_older, &c);
+  }
+}
