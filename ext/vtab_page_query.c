@@ -728,7 +728,6 @@ static int check_read_only_columns(pp_table *t, sqlite3_value **col, int update)
     sqlite3_value *v = col[ro[i]];
     if (update && sqlite3_value_nochange(v)) continue;
     if (sqlite3_value_type(v) == SQLITE_NULL) continue;
-    if (ro[i] == COL_EPOCH && update) continue; /* read back unchanged (triggers) */
     vt_error(&t->base, "page_query: %s: only data can be written: write UPDATE %s SET data = ? WHERE "
              "pageno = ?, or INSERT INTO %s(%s) VALUES ('rotate')", t->name, t->name, t->name, t->name);
     return SQLITE_ERROR;
