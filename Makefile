@@ -3,7 +3,8 @@
 #   make            ./pagepir.so (loadable) and ./libpagepir.a (static)
 #   make demo       the main job on a small built-in snapshot, in the sqlite3 shell
 #   make test       unit tests + Tcl suite; ends with "N passed, N failed"
-#   make bench      CPU benchmark (docs/benchmarks/)
+#   make bench      CPU benchmarks: the matrix and the scan (docs/benchmarks/)
+#   make bench-gpu  the benchmark matrix on a GPU host (bench/run_gpu.sh)
 #   make test-gpu   the suite with backend='cuda' plus GPU checks (on a GPU host)
 #
 # The CUDA backend is built when nvcc is found (PATH or /usr/local/cuda/bin);
@@ -131,8 +132,13 @@ test-gpu: check-deps all $(B)/mksnap $(UNIT_PROGS:%=$(B)/test/%)
 	 bash gpu/selftest.sh quick full sanitize; b=$$?; \
 	 [ $$a -eq 0 ] && [ $$b -eq 0 ]
 
-bench: check-deps all $(B)/mksnap
+# Benchmarks (bench/README.md); bench/bench.mk builds the matrix driver.
+.PHONY: bench-gpu
+bench: check-deps all $(B)/mksnap $(B)/bench_matrix
 	@sh bench/run_cpu.sh
+bench-gpu: check-deps all $(B)/mksnap $(B)/bench_matrix
+	@sh bench/run_gpu.sh
+-include bench/bench.mk
 
 clean:
 	rm -rf $(B) pagepir.so libpagepir.a demo.bin

@@ -1,8 +1,12 @@
 /*
 ** mksnap: writes a deterministic synthetic snapshot.
 **
-**   mksnap FILE PAGES [SEED] [THREADS]
+**   mksnap FILE PAGES [SEED] [THREADS] [nosync]
 **
+** "nosync" skips the final fsync: the file is complete and renamed into
+** place, but its pages may still be dirty in the page cache (for benchmark
+** snapshots of tens of GiB, where waiting for the disk is pointless: the
+** benchmark reads them from memory anyway).
 ** Content is the test vectors' "splitmix64-le-v1" formula (test/vectors/
 ** README.md): word j = mix64(SEED + (j+1) * GOLDEN), little-endian, so a
 ** snapshot made here equals the one a vector case names, and is never all
@@ -31,6 +35,7 @@ typedef struct job {
   int fd;
   uint64_t seed, first_page, npages;
   int failed;
+  int started; /* main thread only */
 } job;
 
 static void *writer(void *arg) {
@@ -59,7 +64,7 @@ static void *writer(void *arg) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: mksnap FILE PAGES [SEED] [THREADS]\n");
+    fprintf(stderr, "usage: mksnap FILE PAGES [SEED] [THREADS] [nosync]\n");
     return 2;
   }
   char *end;
@@ -71,6 +76,14 @@ int main(int argc, char **argv) {
   uint64_t seed = argc > 3 ? strtoull(argv[3], NULL, 0) : 0;
   long nthreads = argc > 4 ? strtol(argv[4], NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
   if (nthreads < 1) nthreads = 1;
+  int nosync = 0;
+  if (argc > 5) {
+    if (strcmp(argv[5], "nosync")) {
+      fprintf(stderr, "mksnap: the fifth argument may only be 'nosync', got '%s'\n", argv[5]);
+      return 2;
+    }
+    nosync = 1;
+  }
   if ((uint64_t)nthreads > npages) nthreads = (long)npages;
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp%ld", argv[1], (long)getpid());
@@ -83,16 +96,26 @@ int main(int argc, char **argv) {
   pthread_t *tids = calloc((size_t)nthreads, sizeof *tids);
   uint64_t per = (npages + (uint64_t)nthreads - 1) / (uint64_t)nthreads;
   int failed = 0;
+  if (!jobs || !tids) {
+    fprintf(stderr, "mksnap: out of memory\n");
+    close(fd);
+    unlink(tmp);
+    return 1;
+  }
   for (long i = 0; i < nthreads; i++) {
     uint64_t first = (uint64_t)i * per;
-    jobs[i] = (job){fd, seed, first, first >= npages ? 0 : (npages - first < per ? npages - first : per), 0};
-    if (pthread_create(&tids[i], NULL, writer, &jobs[i])) failed = EAGAIN;
+    jobs[i] = (job){fd, seed, first, first >= npages ? 0 : (npages - first < per ? npages - first : per), 0, 0};
+    /* A thread that cannot start: its range is written here, afterwards. */
+    jobs[i].started = pthread_create(&tids[i], NULL, writer, &jobs[i]) == 0;
   }
   for (long i = 0; i < nthreads; i++) {
-    pthread_join(tids[i], NULL);
+    if (jobs[i].started)
+      pthread_join(tids[i], NULL);
+    else
+      writer(&jobs[i]);
     if (jobs[i].failed) failed = jobs[i].failed;
   }
-  if (!failed && fsync(fd)) failed = errno;
+  if (!failed && !nosync && fsync(fd)) failed = errno;
   close(fd);
   if (!failed && rename(tmp, argv[1])) failed = errno;
   if (failed) {
