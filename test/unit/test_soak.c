@@ -7,7 +7,11 @@
 ** key pair for a random page plus a few other keys in ONE IN batch, the XOR
 ** of the pair compared with the page bytes read straight from the file, the
 ** proof checked with page_query_verify, and now and then a direct pageno
-** read and a metrics read. It runs for PAGEPIR_SOAK_SECONDS (default 15;
+** read and a metrics read. One more thread, with its own database file,
+** writes random pages and rotates every few writes, checking its own round
+** trips against the pages it wrote (so writes, the merge, rotations and the
+** removal of old epoch files run under the same load). It runs for
+** PAGEPIR_SOAK_SECONDS (default 15;
 ** bounded so that `make test` stays short) with PAGEPIR_SOAK_THREADS threads
 ** (default 4). At the end: zero failed checks, zero pagepir blocks alive,
 ** SQLite's memory back to its baseline, and pagepir's live allocations flat
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "../../ext/alloc.h"
 
@@ -33,7 +38,7 @@ int sqlite3_pagepir_init(sqlite3 *, char **, const sqlite3_api_routines *);
 
 static unsigned char snap[NPAGES * 4096];
 static char snap_path[256];
-static atomic_long checks, failures, batches;
+static atomic_long checks, failures, batches, writes, rotations;
 static atomic_int stop;
 
 static void fail(const char *what, const char *detail) {
@@ -136,6 +141,127 @@ static void *soak_thread(void *arg) {
   return NULL;
 }
 
+/* Round trip of `page` in db's table t: the pair's XOR must be `want`. */
+static int round_trip(sqlite3 *db, sqlite3_stmt *kg, sqlite3_stmt *q, sqlite3_stmt *ver, int page,
+                      const unsigned char *want) {
+  unsigned char key[2][KEYLEN], ans[2][4096], prf[2][16];
+  sqlite3_bind_int(kg, 1, page);
+  sqlite3_bind_int(kg, 2, DBITS);
+  int n = 0;
+  while (sqlite3_step(kg) == SQLITE_ROW && n < 2) {
+    memcpy(key[sqlite3_column_int(kg, 0)], sqlite3_column_blob(kg, 1), KEYLEN);
+    n++;
+  }
+  sqlite3_reset(kg);
+  sqlite3_bind_blob(q, 1, key[0], KEYLEN, SQLITE_STATIC);
+  sqlite3_bind_blob(q, 2, key[1], KEYLEN, SQLITE_STATIC);
+  int rows = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    int party = memcmp(sqlite3_column_blob(q, 0), key[0], KEYLEN) ? 1 : 0;
+    memcpy(ans[party], sqlite3_column_blob(q, 1), 4096);
+    memcpy(prf[party], sqlite3_column_blob(q, 2), 16);
+    rows++;
+  }
+  if (sqlite3_reset(q) != SQLITE_OK || rows != 2 || n != 2) {
+    fail("writer batch", sqlite3_errmsg(db));
+    return 0;
+  }
+  int ok = 1;
+  for (int i = 0; i < 4096; i++) ok &= (ans[0][i] ^ ans[1][i]) == want[i];
+  sqlite3_bind_blob(ver, 1, ans[0], 4096, SQLITE_STATIC);
+  sqlite3_bind_blob(ver, 2, prf[0], 16, SQLITE_STATIC);
+  sqlite3_bind_blob(ver, 3, ans[1], 4096, SQLITE_STATIC);
+  sqlite3_bind_blob(ver, 4, prf[1], 16, SQLITE_STATIC);
+  ok &= sqlite3_step(ver) == SQLITE_ROW && sqlite3_column_int(ver, 0) == 1;
+  sqlite3_reset(ver);
+  return ok;
+}
+
+static char writer_dir[256];
+
+static void *writer_thread(void *arg) {
+  (void)arg;
+  unsigned seed = 12345;
+  char path[512], sql[1024];
+  snprintf(path, sizeof path, "%s/w.db", writer_dir);
+  sqlite3 *db;
+  if (sqlite3_open(path, &db) != SQLITE_OK) {
+    fail("writer open", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return NULL;
+  }
+  /* Its own copy of the snapshot: epoch files go next to it, in writer_dir. */
+  char wsnap[512];
+  snprintf(wsnap, sizeof wsnap, "%s/w.bin", writer_dir);
+  FILE *f = fopen(wsnap, "wb");
+  if (!f || fwrite(snap, 1, sizeof snap, f) != sizeof snap || fclose(f)) {
+    fail("writer snapshot", wsnap);
+    sqlite3_close(db);
+    return NULL;
+  }
+  snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+           "CREATE VIRTUAL TABLE t USING page_query(file='%s', backend='%s', threads=1)", wsnap,
+           getenv("PAGEPIR_BACKEND") ? getenv("PAGEPIR_BACKEND") : "auto");
+  char *err = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    fail("writer create", err);
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return NULL;
+  }
+  static unsigned char model[NPAGES * 4096];
+  memcpy(model, snap, sizeof model);
+  sqlite3_stmt *kg = NULL, *q = NULL, *ver = NULL, *up = NULL;
+  sqlite3_prepare_v2(db, "SELECT party, key FROM page_query_keygen(?1, ?2)", -1, &kg, NULL);
+  sqlite3_prepare_v2(db, "SELECT key, answer, proof FROM t WHERE key IN (?1, ?2)", -1, &q, NULL);
+  sqlite3_prepare_v2(db, "SELECT page_query_verify(?1, ?2, ?3, ?4)", -1, &ver, NULL);
+  sqlite3_prepare_v2(db, "UPDATE t SET data = ?2 WHERE pageno = ?1", -1, &up, NULL);
+  if (!kg || !q || !ver || !up) fail("writer prepare", sqlite3_errmsg(db));
+  while (kg && q && ver && up && !atomic_load(&stop)) {
+    int page = (int)(rand_r(&seed) % NPAGES);
+    unsigned char *p = model + (size_t)page * 4096;
+    for (int i = 0; i < 4096; i++) p[i] = (unsigned char)rand_r(&seed);
+    sqlite3_bind_int(up, 1, page);
+    sqlite3_bind_blob(up, 2, p, 4096, SQLITE_STATIC);
+    if (sqlite3_step(up) != SQLITE_DONE) fail("write", sqlite3_errmsg(db));
+    sqlite3_reset(up);
+    atomic_fetch_add(&writes, 1);
+    if (rand_r(&seed) % 4 == 0) {
+      if (sqlite3_exec(db, "INSERT INTO t(t) VALUES ('rotate')", NULL, NULL, &err) != SQLITE_OK) {
+        fail("rotate", err);
+        sqlite3_free(err);
+        err = NULL;
+      }
+      atomic_fetch_add(&rotations, 1);
+    }
+    int check = rand_r(&seed) % 2 ? page : (int)(rand_r(&seed) % NPAGES);
+    atomic_fetch_add(&checks, 1);
+    if (!round_trip(db, kg, q, ver, check, model + (size_t)check * 4096))
+      fail("writer round trip", "the pair does not give the page as written");
+  }
+  sqlite3_finalize(kg);
+  sqlite3_finalize(q);
+  sqlite3_finalize(ver);
+  sqlite3_finalize(up);
+  sqlite3_close(db);
+  return NULL;
+}
+
+/* Files left in the writer's folder (at most two epoch files + the db). */
+static int remove_writer_dir(void) {
+  char cmd[600];
+  int n = 0;
+  snprintf(cmd, sizeof cmd, "ls %s | grep -c epoch-", writer_dir);
+  FILE *p = popen(cmd, "r");
+  if (p) {
+    if (fscanf(p, "%d", &n) != 1) n = -1;
+    pclose(p);
+  }
+  snprintf(cmd, sizeof cmd, "rm -rf %s", writer_dir);
+  if (system(cmd) != 0) n = -1;
+  return n;
+}
+
 int main(void) {
   int seconds = getenv("PAGEPIR_SOAK_SECONDS") ? atoi(getenv("PAGEPIR_SOAK_SECONDS")) : 15;
   int nthreads = getenv("PAGEPIR_SOAK_THREADS") ? atoi(getenv("PAGEPIR_SOAK_THREADS")) : 4;
@@ -157,8 +283,11 @@ int main(void) {
   sqlite3_initialize();
   sqlite3_int64 baseline = sqlite3_memory_used();
 
-  pthread_t *tids = calloc((size_t)nthreads, sizeof *tids);
+  snprintf(writer_dir, sizeof writer_dir, "/tmp/pagepir-soak-%d.d", (int)getpid());
+  mkdir(writer_dir, 0700);
+  pthread_t *tids = calloc((size_t)nthreads + 1, sizeof *tids);
   for (int i = 0; i < nthreads; i++) pthread_create(&tids[i], NULL, soak_thread, (void *)(uintptr_t)i);
+  pthread_create(&tids[nthreads], NULL, writer_thread, NULL);
   /* Sample pagepir's live blocks once a second after a warm-up second. */
   long lo = -1, hi = -1;
   for (int s = 0; s < seconds; s++) {
@@ -169,13 +298,19 @@ int main(void) {
     if (live > hi) hi = live;
   }
   atomic_store(&stop, 1);
-  for (int i = 0; i < nthreads; i++) pthread_join(tids[i], NULL);
+  for (int i = 0; i <= nthreads; i++) pthread_join(tids[i], NULL);
   free(tids);
+  int epoch_files = remove_writer_dir();
 
   int passed = 0, nfail = 0;
 #define CHECK(c, ...) do { if (c) passed++; else { nfail++; fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); } } while (0)
   printf("soak: %d threads x %d s: %ld batches, %ld answers checked, %ld failures; pagepir live blocks %ld..%ld\n",
          nthreads, seconds, atomic_load(&batches), atomic_load(&checks), atomic_load(&failures), lo, hi);
+  printf("soak writer: %ld writes, %ld rotations, %d epoch files left at the end\n", atomic_load(&writes),
+         atomic_load(&rotations), epoch_files);
+  CHECK(atomic_load(&rotations) > 0, "the writer did not rotate");
+  CHECK(epoch_files >= 1 && epoch_files <= 2, "%d epoch files left (want the current one and at most "
+        "the previous one)", epoch_files);
   CHECK(atomic_load(&failures) == 0, "%ld failed checks under load", atomic_load(&failures));
   CHECK(atomic_load(&checks) >= (long)nthreads, "only %ld checks ran", atomic_load(&checks));
   /* Flat: what is alive while working is bounded by the threads' own scans. */
