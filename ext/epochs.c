@@ -146,23 +146,25 @@ int pp_table_view(pp_table *t, int64_t lo, int64_t hi, pp_pending *pend) {
 ** epoch 0, else "<file>.pq-<lineage>.epoch-<n>" with a 16-hex-digit
 ** lineage. A database edited by someone else cannot point a table at an
 ** arbitrary file. */
-static int epoch_row_valid(pp_table *t, int64_t epoch, const char *file, const char *lineage) {
-  if (strlen(lineage) != 16 || strspn(lineage, "0123456789abcdef") != 16) return 0;
+static int epoch_row_check(pp_table *t, int64_t epoch, const char *file, const char *lineage) {
+  if (strlen(lineage) != 16 || strspn(lineage, "0123456789abcdef") != 16) return SQLITE_CORRUPT_VTAB;
   char *want = pp_epoch_file_name(t->opt.file, lineage, epoch);
-  int ok = want && !strcmp(want, file) && (!t->lineage || !strcmp(t->lineage, lineage));
+  if (!want) return SQLITE_NOMEM;
+  int ok = !strcmp(want, file) && (!t->lineage || !strcmp(t->lineage, lineage));
   pp_free(want);
-  return ok;
+  return ok ? SQLITE_OK : SQLITE_CORRUPT_VTAB;
 }
 
 /* Takes ownership of file and lineage (sqlite3_malloc'd). */
 int pp_table_use_epoch(pp_table *t, int64_t epoch, char *file, char *lineage) {
   int rc = SQLITE_OK;
-  if (!epoch_row_valid(t, epoch, file, lineage)) {
-    pp_vt_error(&t->base, "page_query: %s: %s_epoch names file '%s' for epoch %lld, which is not one of "
-                "this table's epoch files", t->name, t->name, file, (long long)epoch);
+  if ((rc = epoch_row_check(t, epoch, file, lineage)) != SQLITE_OK) {
+    if (rc == SQLITE_CORRUPT_VTAB)
+      pp_vt_error(&t->base, "page_query: %s: %s_epoch names file '%s' for epoch %lld, which is not one of "
+                  "this table's epoch files", t->name, t->name, file, (long long)epoch);
     sqlite3_free(file);
     sqlite3_free(lineage);
-    return SQLITE_CORRUPT_VTAB;
+    return rc;
   }
   if (t->snap && epoch == t->epoch && !strcmp(file, t->file)) {
     sqlite3_free(file);
