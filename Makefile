@@ -137,7 +137,7 @@ test-gpu: check-deps all $(B)/mksnap $(UNIT_PROGS:%=$(B)/test/%)
 bench: check-deps all $(B)/mksnap $(B)/bench_matrix
 	@sh bench/run_cpu.sh
 bench-gpu: check-deps all $(B)/mksnap $(B)/bench_matrix
-	@sh bench/run_gpu.sh
+	@bash bench/run_gpu.sh
 -include bench/bench.mk
 
 clean:

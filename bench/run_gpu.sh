@@ -31,6 +31,8 @@
 #   BENCH_COMMIT commit to record (default: git rev-parse --short HEAD)
 #   BENCH_MATRIX the driver (build/bench_matrix; build/bench_matrix_mock with
 #                MATRIX_ARGS="--table-backend cpu" tests this script without a GPU)
+# A bash script (arrays, SECONDS, PIPESTATUS): run by sh, it starts again under bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -u
 cd "$(dirname "$0")/.."
 T0=$SECONDS
