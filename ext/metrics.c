@@ -28,9 +28,10 @@ struct pp_metrics {
 };
 
 static const char *const phase_names[PP_NPHASES] = {
-    "load", "scan", "transfer_h2d", "kernel", "transfer_d2h", "merge", "proof", "total"};
+    "load", "scan", "transfer_h2d", "kernel", "transfer_d2h", "merge", "proof", "total",
+    "wait", "shared_scan", "keys_per_scan"};
 static const char *const phase_units[PP_NPHASES] = {
-    "open", "batch", "batch", "batch", "batch", "key", "key", "batch"};
+    "open", "batch", "batch", "batch", "batch", "key", "key", "batch", "batch", "scan", "scan"};
 
 const char *pp_phase_name(pp_phase ph) { return phase_names[ph]; }
 const char *pp_phase_unit(pp_phase ph) { return phase_units[ph]; }

@@ -19,11 +19,14 @@ typedef enum pp_phase {
   PP_PHASE_MERGE,  /* answer column: pending writes merged, per key */
   PP_PHASE_PROOF,  /* proof column: finished and merged, per key */
   PP_PHASE_TOTAL,  /* xFilter to the last row, per batch */
+  PP_PHASE_WAIT,   /* waiting for a scan shared with other cursors to start, per batch */
+  PP_PHASE_SHARED, /* one scan, whoever's keys it carried (recorded by the cursor that ran it), per scan */
+  PP_PHASE_SCAN_KEYS, /* keys in that scan: the "time" columns hold key counts, per scan */
   PP_NPHASES
 } pp_phase;
 
 const char *pp_phase_name(pp_phase ph);
-const char *pp_phase_unit(pp_phase ph); /* "batch", "key" or "open" */
+const char *pp_phase_unit(pp_phase ph); /* "batch", "key", "scan" or "open" */
 
 typedef struct pp_metrics pp_metrics;
 

@@ -12,6 +12,7 @@
 #include "dpf.h"
 #include "alloc.h"
 #include "epoch_files.h"
+#include "scan_scheduler.h"
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static pp_snapshot *registry;
@@ -118,6 +119,7 @@ void pp_snapshot_release(pp_snapshot *snap) {
     }
   }
   pthread_mutex_unlock(&registry_mu);
+  if (snap->sched) pp_sched_free(snap->sched);
   if (snap->cuda && snap->cuda_free) snap->cuda_free(snap->cuda);
   pp_free(snap->folds);
   munmap((void *)snap->data, snap->npages * PP_PAGE_SIZE);
@@ -127,6 +129,14 @@ void pp_snapshot_release(pp_snapshot *snap) {
   pthread_rwlock_destroy(&snap->cuda_rw);
   pp_free(snap->path);
   pp_free(snap);
+}
+
+struct pp_sched *pp_snapshot_sched(pp_snapshot *snap) {
+  pthread_mutex_lock(&snap->attach_mu);
+  if (!snap->sched) snap->sched = pp_sched_new();
+  struct pp_sched *s = snap->sched;
+  pthread_mutex_unlock(&snap->attach_mu);
+  return s;
 }
 
 pp_snapshot *pp_snapshot_ref(pp_snapshot *snap) {

@@ -34,6 +34,9 @@ struct pp_snapshot {
   void *cuda;            /* pp_cuda_snapshot*, NULL until uploaded (or
                          ** after it moved on to a newer epoch) */
   pthread_rwlock_t cuda_rw; /* scans read `cuda` under it, moves write */
+  /* Coalesces concurrent scans of this file (scan_scheduler.h); created by
+  ** the first scan, guarded by attach_mu until then. */
+  struct pp_sched *sched;
   void (*cuda_free)(void *);
   /* fold(page) for every page (16 bytes each), filled by the first CPU scan
   ** that finds them missing; later scans read them instead of folding. */
@@ -52,6 +55,9 @@ pp_snapshot *pp_snapshot_ref(pp_snapshot *snap);
 /* Marks an old epoch: when this process's last user releases it, the file
 ** is removed unless another process still has it (epoch_files.h). */
 void pp_snapshot_retire(pp_snapshot *snap);
+
+/* The entry's scan scheduler (created on first use); NULL if out of memory. */
+struct pp_sched *pp_snapshot_sched(pp_snapshot *snap);
 
 /* Number of distinct mappings alive in the process (for tests). */
 int pp_snapshot_live_count(void);

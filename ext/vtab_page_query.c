@@ -28,6 +28,7 @@
 #include "alloc.h"
 #include "epoch_files.h"
 #include "merge.h"
+#include "scan_scheduler.h"
 #include "table_state.h"
 
 #define vt_error pp_vt_error
@@ -406,6 +407,42 @@ static int cursor_view(pp_cursor *c, int64_t lo, int64_t hi) {
   return SQLITE_OK;
 }
 
+/* sqlite3_interrupt() on the connection, seen while waiting for a shared
+** scan (SQLite 3.41+; older libraries cannot tell, so the wait is not
+** interruptible there: it lasts at most one scan). */
+static int connection_interrupted(void *ctx) {
+#if SQLITE_VERSION_NUMBER >= 3041000
+  if (sqlite3_libversion_number() >= 3041000) return sqlite3_is_interrupted((sqlite3 *)ctx);
+#endif
+  (void)ctx;
+  return 0;
+}
+
+/* One scan of up to PP_MAX_BATCH keys through the epoch's scheduler, which
+** lets keys of cursors in other connections and threads ride the same pass. */
+static int scan_batch(pp_cursor *c, pp_backend *be, const pp_key *keys, int n, uint8_t *answers,
+                      uint8_t *proofs, pp_scan_timings *tm, char *err, size_t errlen) {
+  pp_table *t = (pp_table *)c->base.pVtab;
+  struct pp_sched *sched = pp_snapshot_sched(c->snap);
+  if (!sched) {
+    snprintf(err, errlen, PP_OOM_MSG);
+    return PP_SCHED_FAILED;
+  }
+  pp_sched_info si;
+  memset(&si, 0, sizeof si);
+  int rc = pp_sched_scan(sched, be, keys, n, answers, proofs, tm, &si, connection_interrupted, t->db, err,
+                         errlen);
+  pp_metrics *m = t->conn->metrics;
+  if (si.scan_id) pp_metrics_record(m, t->metrics_name, PP_PHASE_WAIT, (uint64_t)n, 0, si.wait_us);
+  if (si.led && rc == PP_SCHED_OK) {
+    pp_metrics_record(m, t->metrics_name, PP_PHASE_SHARED, (uint64_t)si.keys_in_scan,
+                      c->snap->npages * PP_PAGE_SIZE, si.scan_us);
+    pp_metrics_record(m, t->metrics_name, PP_PHASE_SCAN_KEYS, (uint64_t)si.keys_in_scan, 0, si.keys_in_scan);
+  }
+  if (!si.led) tm->h2d_us = tm->kernel_us = tm->d2h_us = -1; /* the leader records the device phases */
+  return rc;
+}
+
 static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
   pp_table *t = (pp_table *)c->base.pVtab;
   batch b = {NULL, 0};
@@ -432,8 +469,12 @@ static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
     int n = c->nrows - first < PP_MAX_BATCH ? c->nrows - first : PP_MAX_BATCH;
     pp_scan_timings tm;
     double t0 = pp_now_us();
-    int failed = t->backend->scan(t->backend, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
-                                  c->proofs + (size_t)first * 16, &tm, err, sizeof err);
+    int failed = scan_batch(c, t->backend, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
+                            c->proofs + (size_t)first * 16, &tm, err, sizeof err);
+    if (failed == PP_SCHED_INTERRUPTED) {
+      rc = SQLITE_INTERRUPT;
+      break;
+    }
     /* backend='auto' on a GPU that fails (out of memory, a failed launch):
     ** this table moves to the CPU for good and the batch is scanned again
     ** there; backend='cuda' reports the error. Never a partial answer. */
@@ -445,8 +486,12 @@ static int filter_keys(pp_cursor *c, int idxNum, sqlite3_value *arg) {
         t->threads = t->opt.threads > 0 ? t->opt.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
         snprintf(t->backend_reason, sizeof t->backend_reason,
                  "auto fell back to the CPU after a GPU error: %.200s", err);
-        failed = cpu->scan(cpu, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
-                           c->proofs + (size_t)first * 16, &tm, err, sizeof err);
+        failed = scan_batch(c, cpu, b.keys + first, n, c->answers + (size_t)first * PP_PAGE_SIZE,
+                            c->proofs + (size_t)first * 16, &tm, err, sizeof err);
+        if (failed == PP_SCHED_INTERRUPTED) {
+          rc = SQLITE_INTERRUPT;
+          break;
+        }
       }
     }
     if (failed) {
