@@ -73,6 +73,11 @@ print-libs:
 	@echo $(GPU_LIBS) $(LDLIBS)
 
 # ---- tools, tests -----------------------------------------------------------
+# The coalescing benchmark (issue 7) and its test share bench/coalesce.c.
+$(B)/coalesce: bench/coalesce.c bench/coalesce.h libpagepir.a | $(B)
+	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
+$(B)/test/test_coalesce: test/unit/test_coalesce.c bench/coalesce.c bench/coalesce.h libpagepir.a | $(B)/test
+	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 $(B)/mksnap: bench/mksnap.c | $(B)
 	$(CC) $(CFLAGS) $< -o $@ -pthread
 $(B):

@@ -1,0 +1,26 @@
+/* The coalescing benchmark's one run (bench/coalesce.c). */
+#ifndef PAGEPIR_BENCH_COALESCE_H
+#define PAGEPIR_BENCH_COALESCE_H
+
+#include <stdint.h>
+
+typedef struct coalesce_cfg {
+  const char *snapshot; /* absolute path */
+  double seconds;       /* measured time per run */
+  const char *backend;  /* auto, cpu, cuda */
+  const char *threads_opt; /* extra table options, e.g. ", threads=2" */
+} coalesce_cfg;
+
+typedef struct coalesce_result {
+  long queries, failures;
+  double qps, p50_ms, p99_ms;
+  uint64_t scans, batches; /* scans run (shared_scan), batches asked (wait) */
+  char err[256];
+} coalesce_result;
+
+/* nthreads clients, each its own connection, looping 3-key queries for
+** cfg->seconds with coalescing on or off; every answer checked. Returns
+** nonzero if any check failed. */
+int coalesce_run(const coalesce_cfg *cfg, int nthreads, int coalesce, coalesce_result *r);
+
+#endif
