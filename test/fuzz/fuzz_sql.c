@@ -29,6 +29,7 @@
 **
 ** Build: make fuzz (test/fuzz/fuzz.mk). Corpus: test/fuzz/corpus/fuzz_sql/.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -211,6 +212,21 @@ static void run_all(sqlite3 *db, const char *sql, int *steps) {
   }
 }
 
+/* Epoch files that rotations of this input wrote next to the snapshots
+** ("<snap>.pq-<id>.epoch-<n>"): the in-memory database that named them is
+** gone, so nothing would ever remove them. */
+static void remove_epoch_files(void) {
+  DIR *d = opendir(g_dir);
+  struct dirent *e;
+  char path[600];
+  while (d && (e = readdir(d))) {
+    if (!strstr(e->d_name, ".pq-")) continue;
+    snprintf(path, sizeof path, "%s/%s", g_dir, e->d_name);
+    unlink(path);
+  }
+  if (d) closedir(d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *sql = make_sql(data, size);
   if (!sql) return 0;
@@ -243,6 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fprintf(stderr, "fuzz_sql: sqlite3_close: %s\n", sqlite3_errstr(rc));
     abort();
   }
+  remove_epoch_files();
   free(sql);
   return 0;
 }
