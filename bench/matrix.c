@@ -179,8 +179,37 @@ static struct {
   double time_cap;
 } opt;
 
+static const char *usage_text =
+    "usage: build/bench_matrix [options]   (from the repository root)\n"
+    "  --pages N          snapshot pages [65536]\n"
+    "  --seed S           snapshot seed (build/mksnap) [2026]\n"
+    "  --snap PATH        snapshot file [CACHE/snap-<pages>p-s<seed>.bin]\n"
+    "  --cache DIR        where snapshots are made and kept [bench/cache]\n"
+    "  --backend B        cpu | cuda [cpu]\n"
+    "  --qs LIST          queries (of 3 keys) per batch [\"1 2 4 8 16 32\"]\n"
+    "  --conc LIST        connections, one thread each [\"1 8 16\"]\n"
+    "  --reps R           timed rounds per mode at 1 connection [5]\n"
+    "  --conc-rounds R    timed rounds per connection and mode at more [2]\n"
+    "  --baseline-reps R  timed baseline runs per Q [1 cpu, 3 cuda]; 0 = none\n"
+    "  --floor-reps R     read passes for the floor [7]\n"
+    "  --threads N        CPU scan threads per table [nproc]\n"
+    "  --simd S           auto | avx512 | avx2 | portable [auto]\n"
+    "  --key-seed K       seed of the deterministic keys [1]\n"
+    "  --time-cap S       start no new cell after S seconds, 0 = none [0]\n"
+    "  --csv PATH         [docs/benchmarks/DATE-matrix-BACKEND-SIZE.csv]\n"
+    "  --sql PATH         [bench/matrix.sql]\n"
+    "  --mksnap PATH      [build/mksnap]\n"
+    "  --commit STR       recorded commit [git rev-parse --short HEAD]\n"
+    "  --command STR      recorded command [argv]\n"
+    "  --table-backend B  the table's backend= when it differs from --backend (mock tests)\n"
+    "What each column means: bench/README.md.\n";
+
 static void usage(const char *msg) {
-  fprintf(stderr, "bench_matrix: %s\n(see the comment at the top of bench/matrix.c, or bench/README.md)\n", msg);
+  if (!msg) {
+    fputs(usage_text, stdout);
+    exit(0);
+  }
+  fprintf(stderr, "bench_matrix: %s\n%s", msg, usage_text);
   exit(2);
 }
 
@@ -203,7 +232,7 @@ static void parse_options(int argc, char **argv) {
   opt.threads = nproc > 0 ? (int)nproc : 1;
   for (int i = 1; i < argc; i += 2) {
     const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(k, "-h") || !strcmp(k, "--help")) usage("help");
+    if (!strcmp(k, "-h") || !strcmp(k, "--help")) usage(NULL);
     if (!v) usage("options come in pairs: --name value");
     char *e = NULL;
 #define NUM(name, lo)                                                  \
