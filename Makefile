@@ -46,7 +46,7 @@ A_OBJ  := $(EXT_SRC:%=$(B)/a/%.o)
 GPU_OBJ := $(B)/gpu/$(notdir $(basename $(GPU_SRC))).o
 HEADERS := $(wildcard ext/*.h) gpu/cuda_backend.h
 
-.PHONY: all demo test test-gpu bench deps clean check-deps apt-deps print-libs
+.PHONY: all demo test test-gpu bench deps clean check-deps check-test-deps apt-deps print-libs
 all: pagepir.so libpagepir.a
 	@if [ "$(GPU_SRC)" = gpu/cuda_stub.c ]; then echo "pagepir: built with the CPU backend only (no nvcc found)"; \
 	 else echo "pagepir: built with the CPU and CUDA backends ($(NVCC))"; fi
@@ -104,9 +104,12 @@ UNIT_PROGS := test_primitives $(filter-out test_primitives,$(sort \
 
 # Packages the build, demo and tests need, installed with apt when root.
 # PAGEPIR_NO_APT=1 skips this (a host that brings its own, e.g. a GPU host).
-DEB_PKGS := libsqlite3-dev sqlite3 tcl libsqlite3-tcl python3 clang
+# `make test` also needs clang (libFuzzer targets, replayed in the suite).
+DEB_PKGS := libsqlite3-dev sqlite3 tcl libsqlite3-tcl python3
 check-deps:
 	@[ -n "$(PAGEPIR_NO_APT)" ] || $(MAKE) --no-print-directory apt-deps
+check-test-deps:
+	@[ -n "$(PAGEPIR_NO_APT)" ] || $(MAKE) --no-print-directory apt-deps DEB_PKGS="$(DEB_PKGS) clang"
 apt-deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v $(CC) >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
@@ -124,7 +127,7 @@ demo: check-deps all $(B)/mksnap
 
 # The suite, then a replay of the fuzz corpora and the suite again under
 # ASan + UBSan + LSan (test/run_all.sh runs all three and sums them).
-test: check-deps all $(B)/mksnap $(UNIT_PROGS:%=$(B)/test/%) fuzz asan-build
+test: check-test-deps all $(B)/mksnap $(UNIT_PROGS:%=$(B)/test/%) fuzz asan-build
 	@UNIT_PROGS="$(UNIT_PROGS)" PAGEPIR_TEST_SANITIZERS=1 FUZZ_B="$(FUZZ_B)" FUZZ_OPTS="$(FUZZ_OPTS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
 	  ASAN_RT="$(ASAN_RT)" ASAN_B="$(ASAN_B)" ASAN_UNIT="$(ASAN_UNIT)" sh test/run_all.sh
 
