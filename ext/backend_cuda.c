@@ -43,16 +43,17 @@ static int cuda_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *a
     rc = pp_cuda_scan(be->snap->cuda, keys, nkeys, answers, proofs, &ct, err, errlen);
   } else {
     /* The copy moved on to a newer epoch (this reader's transaction is
-    ** older than a rotation): the CPU scans this epoch's file. */
+    ** older than a rotation): the CPU scans this epoch's file. Not under
+    ** the read lock: the CPU scan takes attach_mu (the fold cache), which
+    ** a move holds while it waits for the write lock. */
+    pthread_rwlock_unlock(&be->snap->cuda_rw);
     pp_backend *cpu = pp_backend_cpu_new(be->snap, pp_simd_select("auto", err, errlen), 0);
     if (!cpu) {
-      pthread_rwlock_unlock(&be->snap->cuda_rw);
       snprintf(err, errlen, PP_OOM_MSG);
       return 1;
     }
     rc = cpu->scan(cpu, keys, nkeys, answers, proofs, t, err, errlen);
     cpu->destroy(cpu);
-    pthread_rwlock_unlock(&be->snap->cuda_rw);
     return rc;
   }
   pthread_rwlock_unlock(&be->snap->cuda_rw);
@@ -98,11 +99,16 @@ pp_backend *pp_backend_cuda_new_epoch(pp_snapshot *old, pp_snapshot *snap, const
   pthread_mutex_lock(&snap->attach_mu);
   if (!snap->cuda && old && old != snap) {
     /* Take the old epoch's copy once no scan reads it. */
+    /* Lock order everywhere: attach_mu, then cuda_rw; no scan holds cuda_rw
+    ** while it waits for anything but the device. */
     pthread_mutex_lock(&old->attach_mu);
-    pthread_rwlock_wrlock(&old->cuda_rw);
-    pp_cuda_snapshot *dev = old->cuda;
-    old->cuda = NULL;
-    pthread_rwlock_unlock(&old->cuda_rw);
+    pp_cuda_snapshot *dev = NULL;
+    if (old->cuda) {
+      pthread_rwlock_wrlock(&old->cuda_rw);
+      dev = old->cuda;
+      old->cuda = NULL;
+      pthread_rwlock_unlock(&old->cuda_rw);
+    }
     pthread_mutex_unlock(&old->attach_mu);
     if (dev && nchanged >= 0 && !injected("cuda_upload", err, errlen) &&
         pp_cuda_snapshot_update(dev, snap->data, changed, nchanged, upload_us, err, errlen) == 0) {

@@ -153,6 +153,24 @@ fail:;
   return 1;
 }
 
+int pp_epoch_lineage_lock(const char *base_abs, const char *lineage, int wait) {
+  size_t n = strlen(base_abs) + strlen(lineage) + 16;
+  char *path = pp_malloc(n);
+  if (!path) return -1;
+  snprintf(path, n, "%s.pq-%s.lock", base_abs, lineage);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* a read-only folder */
+  pp_free(path);
+  if (fd < 0) return -1;
+  int rc;
+  while ((rc = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR) {}
+  if (rc != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 int pp_epoch_try_remove(const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return 0;

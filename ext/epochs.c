@@ -259,16 +259,23 @@ static void cleanup_one(const char *path, int64_t n, int is_tmp, void *arg) {
 }
 
 void pp_table_cleanup_files(pp_table *t, int include_abandoned) {
+  if (!t->lineage || !t->base_path || t->lineage_lock_fd >= 0) return;
+  /* Only with the lineage lock (no rotation between its start and its
+  ** commit anywhere), and only if nobody else is cleaning right now. */
+  int lock = pp_epoch_lineage_lock(t->base_path, t->lineage, 0);
+  if (lock < 0) return;
   int64_t current;
   char *file, *lineage;
-  if (pp_state_epoch(t->db, t->schema, t->name, &current, &file, &lineage, NULL) != SQLITE_OK) return;
-  /* Only a read outside any transaction is fresh enough to call a newer
-  ** file abandoned. */
-  int fresh = sqlite3_get_autocommit(t->db) && sqlite3_txn_state(t->db, t->schema) == SQLITE_TXN_NONE;
-  cleanup_ctx c = {t, current, include_abandoned && fresh};
-  if (t->base_path) pp_epoch_list(t->base_path, lineage, cleanup_one, &c);
-  sqlite3_free(file);
-  sqlite3_free(lineage);
+  if (pp_state_epoch(t->db, t->schema, t->name, &current, &file, &lineage, NULL) == SQLITE_OK) {
+    /* Only a read outside any transaction is fresh enough to call a newer
+    ** file abandoned. */
+    int fresh = sqlite3_get_autocommit(t->db) && sqlite3_txn_state(t->db, t->schema) == SQLITE_TXN_NONE;
+    cleanup_ctx c = {t, current, include_abandoned && fresh};
+    pp_epoch_list(t->base_path, lineage, cleanup_one, &c);
+    sqlite3_free(file);
+    sqlite3_free(lineage);
+  }
+  close(lock);
 }
 
 /* Abandoned files newer than `current` while holding the write lock: no
@@ -296,6 +303,17 @@ int pp_table_rotate(pp_table *t) {
   (void)zErr;
   rc = pp_table_view(t, 0, INT64_MAX, &p);
   if (rc != SQLITE_OK) return rc;
+  /* The lineage lock until the transaction ends: no cleaner judges our
+  ** files while we write, rename and commit them. */
+  if (t->lineage_lock_fd < 0) {
+    t->lineage_lock_fd = pp_epoch_lineage_lock(t->base_path, t->lineage, 1);
+    if (t->lineage_lock_fd < 0) {
+      pp_pending_free(&p);
+      pp_vt_error(&t->base, "page_query: %s: rotate: cannot lock '%s.pq-%s.lock' in the snapshot's folder",
+                  t->name, t->base_path, t->lineage);
+      return SQLITE_CANTOPEN;
+    }
+  }
   if (p.n == 0) return SQLITE_OK; /* nothing pending: the epoch stays */
   int64_t next = t->epoch + 1;
   char *name = pp_epoch_file_name(t->opt.file, t->lineage, next);
@@ -348,14 +366,23 @@ static void remove_older(const char *path, int64_t n, int is_tmp, void *arg) {
 }
 
 void pp_table_txn_end(pp_table *t, int committed) {
-  if (t->rotation_lock_fd < 0) return;
-  close(t->rotation_lock_fd);
-  t->rotation_lock_fd = -1;
-  if (!committed) pp_epoch_try_remove(t->rotation_path);
-  sqlite3_free(t->rotation_path);
-  t->rotation_path = NULL;
-  if (committed) {
-    cleanup_ctx c = {t, t->rotation_epoch, 0};
-    pp_epoch_list(t->base_path, t->lineage, remove_older, &c);
+  if (t->rotation_lock_fd >= 0) {
+    close(t->rotation_lock_fd);
+    t->rotation_lock_fd = -1;
+    if (committed) {
+      cleanup_ctx c = {t, t->rotation_epoch, 0};
+      pp_epoch_list(t->base_path, t->lineage, remove_older, &c);
+    } else {
+      pp_epoch_try_remove(t->rotation_path);
+      /* If this connection mapped the rolled-back file, its name will be
+      ** used again by the next rotation: never trust the cached mapping. */
+      if (t->epoch == t->rotation_epoch) t->epoch = -1;
+    }
+    sqlite3_free(t->rotation_path);
+    t->rotation_path = NULL;
+  }
+  if (t->lineage_lock_fd >= 0) {
+    close(t->lineage_lock_fd);
+    t->lineage_lock_fd = -1;
   }
 }

@@ -30,6 +30,7 @@ struct pp_table {
   /* A rotation in the open transaction: its new file stays locked until
   ** the transaction ends (then old files are cleaned up). */
   int rotation_lock_fd;     /* -1 when none */
+  int lineage_lock_fd;      /* held from the rotation's start to the end of its transaction */
   char *rotation_path;
   int64_t rotation_epoch;
   pp_backend *backend;

@@ -13,7 +13,7 @@
 
 typedef struct info_row {
   char *schema, *tbl, *file, *backend, *reason, *simd;
-  sqlite3_int64 pages, threads;
+  sqlite3_int64 pages, threads, epoch;
   int cuda;
 } info_row;
 
@@ -104,6 +104,7 @@ static int in_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, i
     r->reason = sqlite3_mprintf("%s", t->backend_reason);
     r->simd = sqlite3_mprintf("%s", strcmp(t->backend->name, "cpu") ? "" : t->simd->name);
     r->pages = (sqlite3_int64)t->snap->npages;
+    r->epoch = t->epoch < 0 ? 0 : t->epoch; /* the epoch this connection last used */
     r->threads = strcmp(t->backend->name, "cpu") ? 0 : t->threads;
     r->cuda = !strcmp(t->backend->name, "cuda");
     if (!r->schema || !r->tbl || !r->file || !r->backend || !r->reason || !r->simd) rc = SQLITE_NOMEM;
@@ -131,7 +132,7 @@ static int in_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
     case 2: sqlite3_result_text(ctx, r->file, -1, SQLITE_TRANSIENT); break;
     case 3: sqlite3_result_int64(ctx, r->pages); break;
     case 4: sqlite3_result_int(ctx, PP_PAGE_SIZE); break;
-    case 5: sqlite3_result_int(ctx, 0); break;
+    case 5: sqlite3_result_int64(ctx, r->epoch); break;
     case 6: sqlite3_result_text(ctx, r->backend, -1, SQLITE_TRANSIENT); break;
     case 7: sqlite3_result_text(ctx, r->reason, -1, SQLITE_TRANSIENT); break;
     case 8:

@@ -83,7 +83,7 @@ static char *metrics_name_of(const char *schema, const char *name) {
 
 static void table_free(pp_table *t) {
   if (!t) return;
-  if (t->rotation_lock_fd >= 0) pp_table_txn_end(t, 0);
+  if (t->rotation_lock_fd >= 0 || t->lineage_lock_fd >= 0) pp_table_txn_end(t, 0);
   if (t->backend) t->backend->destroy(t->backend);
   pp_snapshot_release(t->snap);
   pp_options_free(&t->opt);
@@ -116,6 +116,7 @@ static int pq_init(sqlite3 *db, void *aux, int argc, const char *const *argv,
   if (!t) return SQLITE_NOMEM;
   memset(t, 0, sizeof *t);
   t->rotation_lock_fd = -1;
+  t->lineage_lock_fd = -1;
   t->db = db;
   t->schema = sqlite3_mprintf("%s", argv[1]);
   t->name = sqlite3_mprintf("%s", argv[2]);
