@@ -6,6 +6,7 @@
 #   bash bench/run_coalesce.sh [pages=65536] [seconds=3] [threads=1,8,16,64] [backend=cpu]
 #
 # The snapshot is made once in bench/cache/ (deterministic, never committed).
+# SNAP=path uses an existing snapshot of that many pages instead.
 # The CSV goes to $OUT (default docs/benchmarks/) as <date>-coalesce-<backend>-<size>.csv.
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ pages=${1:-65536}; secs=${2:-3}; threads=${3:-1,8,16,64}; backend=${4:-cpu}
 out=${OUT:-docs/benchmarks}
 mkdir -p bench/cache "$out"
 make -s build/mksnap build/coalesce >/dev/null
-snap=$PWD/bench/cache/snap-${pages}p-s2026.bin
+snap=${SNAP:-$PWD/bench/cache/snap-${pages}p-s2026.bin}
 [ -f "$snap" ] || build/mksnap "$snap" "$pages" 2026 >/dev/null
 if [ "$backend" = cpu ]; then dev=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" x $(nproc)"
 else dev=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1); fi
