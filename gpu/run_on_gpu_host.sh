@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # One build-check-measure cycle on a GPU host that has the staged bundle
-# (`gpu-host-bundle .gpu-host`: sqlite3, libsqlite3, Tcl, SQLite headers in
-# .gpu-host/include). Usage, from the repository root:
+# (`gpu-host-bundle .gpu-host`: sqlite3, libsqlite3, Tcl; SQLite headers in
+# .gpu-host/include). From the repository root:
 #
-#   bash gpu/run_on_gpu_host.sh [test] [selftest] [bench] ...   (default: test)
+#   bash gpu/run_on_gpu_host.sh STEP ...        (default: test)
 #
-#   test      make test-gpu's Tcl suite + C tests with backend='cuda'
-#   selftest  gpu/selftest.sh quick full (the CUDA backend's own checks)
-#   sanitize  gpu/selftest.sh sanitize (compute-sanitizer)
-#   bench     bench/run_gpu.sh when present (the benchmark matrix)
+#   test      the whole of `make test-gpu`'s suite (C tests and Tcl, backend='cuda')
+#   tcl       only the Tcl suite with backend='cuda' (writes.test and gpu.test first)
+#   ctests    test_coalesce and a short test_epochs with backend='cuda'
+#   selftest  gpu/selftest.sh quick (the CUDA backend's own checks)
+#   bench     make bench-gpu at 2^23 pages (32 GiB), snapshot kept for `coalesce`
+#   coalesce  bench/run_coalesce.sh on that snapshot, backend='cuda'
 #
-# Logs (and anything the steps write) go to $OUT (default ./gpu-out). Each
-# step has a time limit (STEP_TIMEOUT seconds, default 300).
+# Logs and CSVs go to $OUT (default ./gpu-out). Each step has a time limit:
+# STEP_TIMEOUT seconds (default 300), or STEP_TIMEOUT_<step>.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -27,33 +29,41 @@ export PATH="/usr/local/cuda/bin:$PATH"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; date -u; git log --oneline -1; } \
   2>&1 | tee "$OUT/host.txt"
 UNIT_PROGS=$(cd test/unit && ls test_*.c | sed 's/\.c$//' | tr '\n' ' ')
-echo "== build" | tee "$OUT/build.log"
-make -j16 all build/mksnap $(for p in $UNIT_PROGS; do echo "build/test/$p"; done) >>"$OUT/build.log" 2>&1
-rc=$?
-tail -3 "$OUT/build.log"
-[ $rc -ne 0 ] && { echo "build failed"; exit 1; }
+SNAP32=/dev/shm/pagepir-bench/snap-8388608p-s2026.bin
+limit() { local v="STEP_TIMEOUT_$1"; echo "${!v:-${STEP_TIMEOUT:-300}}"; }
+echo "== build"
+make -j16 all build/mksnap build/coalesce build/bench_matrix \
+  $(for p in $UNIT_PROGS; do echo "build/test/$p"; done) >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fail=0
 for s in "${steps[@]}"; do
+  t0=$SECONDS
+  echo "== $s"
   case $s in
     test)
-      echo "== test-gpu suite (backend=cuda)"
-      PAGEPIR_BACKEND=cuda UNIT_PROGS="$UNIT_PROGS" timeout "${STEP_TIMEOUT:-300}" sh test/run_all.sh \
-        >"$OUT/test-gpu.log" 2>&1
-      r=$?
-      grep -E "^== |passed, .* failed|FAIL|failed:" "$OUT/test-gpu.log" | tail -40
-      [ $r -ne 0 ] && fail=1 ;;
+      PAGEPIR_BACKEND=cuda UNIT_PROGS="$UNIT_PROGS" timeout "$(limit test)" sh test/run_all.sh >"$OUT/test-gpu.log" 2>&1 || fail=1
+      grep -E "^== |^[0-9]+ passed|FAIL|failed:" "$OUT/test-gpu.log" | tail -40 ;;
+    tcl)
+      (cd test && PAGEPIR_BACKEND=cuda timeout "$(limit tcl)" tclsh all.tcl writes.test gpu.test surface.test errors.test \
+         vectors.test roundtrip.test reference.test faults.test clients.test simd.test) >"$OUT/tcl-cuda.log" 2>&1 || fail=1
+      grep -E "^== |^[0-9]+ passed|^!" "$OUT/tcl-cuda.log" | tail -40 ;;
+    ctests)
+      PAGEPIR_BACKEND=cuda timeout 60 build/test/test_coalesce >"$OUT/test_coalesce.log" 2>&1 || fail=1
+      PAGEPIR_BACKEND=cuda PAGEPIR_EPOCHS_SECONDS=5 timeout 90 build/test/test_epochs >"$OUT/test_epochs.log" 2>&1 || fail=1
+      tail -4 "$OUT/test_coalesce.log"; tail -3 "$OUT/test_epochs.log" ;;
     selftest)
-      OUT=$OUT timeout "${STEP_TIMEOUT:-300}" bash gpu/selftest.sh quick full >"$OUT/selftest.log" 2>&1 || fail=1
-      tail -15 "$OUT/selftest.log" ;;
-    sanitize)
-      OUT=$OUT timeout "${STEP_TIMEOUT:-300}" bash gpu/selftest.sh sanitize >"$OUT/sanitize.log" 2>&1 || fail=1
-      tail -15 "$OUT/sanitize.log" ;;
+      OUT=$OUT timeout "$(limit selftest)" bash gpu/selftest.sh quick >"$OUT/selftest.log" 2>&1 || fail=1
+      tail -8 "$OUT/selftest.log" ;;
     bench)
-      if [ -f bench/run_gpu.sh ]; then
-        OUT=$OUT timeout "${STEP_TIMEOUT:-300}" bash bench/run_gpu.sh >"$OUT/bench.log" 2>&1 || fail=1
-        tail -30 "$OUT/bench.log"
-      fi ;;
+      GPU_SIZES=8388608 KEEP_SNAP=1 BUDGET=$(( $(limit bench) - 5 )) OUTDIR=$OUT \
+        BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo none) make bench-gpu >"$OUT/bench-gpu.out" 2>&1 || fail=1
+      grep -v "^  C=\|^             baseline\|WARNING: other" "$OUT/bench-gpu.out" | tail -30 ;;
+    coalesce)
+      [ -f "$SNAP32" ] || { mkdir -p "$(dirname "$SNAP32")" && build/mksnap "$SNAP32" 8388608 2026 16 nosync >/dev/null; }
+      SNAP=$SNAP32 OUT=$OUT timeout "$(limit coalesce)" bash bench/run_coalesce.sh 8388608 "${COALESCE_SECS:-1.5}" \
+        1,8,16,64 cuda >"$OUT/coalesce.log" 2>&1 || fail=1
+      tail -12 "$OUT/coalesce.log" ;;
     *) echo "unknown step $s"; fail=1 ;;
   esac
+  echo "== $s: $((SECONDS - t0)) s"
 done
 exit $fail
