@@ -46,7 +46,7 @@ typedef struct worker {
   char err[256];
 } worker;
 
-static atomic_int go, stop;
+static atomic_int go, stop, ready;
 
 static int min_bits(uint64_t n) {
   int d = 1;
@@ -71,6 +71,7 @@ static void *work(void *arg) {
       sqlite3_prepare_v2(db, "SELECT (SELECT calls FROM page_query_metrics WHERE phase = 'shared_scan'), "
                              "(SELECT calls FROM page_query_metrics WHERE phase = 'wait')", -1, &met, NULL))
     goto fail;
+  atomic_fetch_add(&ready, 1);
   while (!atomic_load(&go)) usleep(100);
   while (!atomic_load(&stop)) {
     uint8_t key[3][35 + 18 * 32], ans[3][4096], prf[3][16];
@@ -134,6 +135,7 @@ static void *work(void *arg) {
 fail:
   snprintf(w->err, sizeof w->err, "setup: %s", db ? sqlite3_errmsg(db) : "open");
   w->failures++;
+  atomic_fetch_add(&ready, 1);
 done:
   sqlite3_finalize(kg);
   sqlite3_finalize(q);
@@ -166,6 +168,7 @@ int coalesce_run(const coalesce_cfg *cfg, int nthreads, int coalesce, coalesce_r
   pthread_t *tids = calloc((size_t)nthreads, sizeof *tids);
   atomic_store(&go, 0);
   atomic_store(&stop, 0);
+  atomic_store(&ready, 0);
   for (int i = 0; i < nthreads; i++) {
     ws[i].cfg = cfg;
     ws[i].snap = snap;
@@ -173,7 +176,8 @@ int coalesce_run(const coalesce_cfg *cfg, int nthreads, int coalesce, coalesce_r
     ws[i].id = i;
     pthread_create(&tids[i], NULL, work, &ws[i]);
   }
-  usleep(200000); /* every connection open, the device copy uploaded */
+  /* Every connection open (the first one uploads the device copy). */
+  while (atomic_load(&ready) < nthreads) usleep(1000);
   double t0 = now_us();
   atomic_store(&go, 1);
   usleep((useconds_t)(cfg->seconds * 1e6));

@@ -69,8 +69,10 @@ pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
   }
   pthread_mutex_unlock(&registry_mu);
 
-  /* Map outside the lock; if another thread raced us to the same file we
-  ** keep two mappings, which is harmless (only wasteful). */
+  /* Map outside the lock, then look again before inserting: a thread that
+  ** raced us to the same file wins and our mapping is dropped, so a file
+  ** never has two entries (two device copies of a 32 GiB snapshot would not
+  ** fit a GPU). */
   void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) {
     snprintf(err, errlen, "cannot map snapshot '%s': %s", path, strerror(errno));
@@ -99,6 +101,19 @@ pp_snapshot *pp_snapshot_acquire(const char *path, char *err, size_t errlen) {
   pthread_mutex_init(&s->attach_mu, NULL);
   pthread_rwlock_init(&s->cuda_rw, NULL);
   pthread_mutex_lock(&registry_mu);
+  for (pp_snapshot *o = registry; o; o = o->next) {
+    if (o->dev == s->dev && o->ino == s->ino && o->npages == s->npages && o->mtime_ns == s->mtime_ns) {
+      o->refs++;
+      pthread_mutex_unlock(&registry_mu);
+      munmap(map, size);
+      close(fd);
+      pthread_mutex_destroy(&s->attach_mu);
+      pthread_rwlock_destroy(&s->cuda_rw);
+      pp_free(s->path);
+      pp_free(s);
+      return o;
+    }
+  }
   s->next = registry;
   registry = s;
   pthread_mutex_unlock(&registry_mu);

@@ -6,7 +6,8 @@
 #   bash gpu/run_on_gpu_host.sh STEP ...        (default: test)
 #
 #   test      the whole of `make test-gpu`'s suite (C tests and Tcl, backend='cuda')
-#   tcl       only the Tcl suite with backend='cuda' (writes.test and gpu.test first)
+#   tcl       only the Tcl suite with backend='cuda' (writes.test and gpu.test first;
+#             TCL_FILES picks the files)
 #   ctests    test_coalesce and a short test_epochs with backend='cuda'
 #   selftest  gpu/selftest.sh quick (the CUDA backend's own checks)
 #   bench     make bench-gpu at 2^23 pages (32 GiB), snapshot kept for `coalesce`
@@ -43,8 +44,8 @@ for s in "${steps[@]}"; do
       PAGEPIR_BACKEND=cuda UNIT_PROGS="$UNIT_PROGS" timeout "$(limit test)" sh test/run_all.sh >"$OUT/test-gpu.log" 2>&1 || fail=1
       grep -E "^== |^[0-9]+ passed|FAIL|failed:" "$OUT/test-gpu.log" | tail -40 ;;
     tcl)
-      (cd test && PAGEPIR_BACKEND=cuda timeout "$(limit tcl)" tclsh all.tcl writes.test gpu.test surface.test errors.test \
-         vectors.test roundtrip.test reference.test faults.test clients.test simd.test) >"$OUT/tcl-cuda.log" 2>&1 || fail=1
+      (cd test && PAGEPIR_BACKEND=cuda timeout "$(limit tcl)" tclsh all.tcl ${TCL_FILES:-writes.test gpu.test surface.test \
+         errors.test vectors.test roundtrip.test reference.test faults.test clients.test simd.test}) >"$OUT/tcl-cuda.log" 2>&1 || fail=1
       grep -E "^== |^[0-9]+ passed|^!" "$OUT/tcl-cuda.log" | tail -40 ;;
     ctests)
       PAGEPIR_BACKEND=cuda timeout 60 build/test/test_coalesce >"$OUT/test_coalesce.log" 2>&1 || fail=1
