@@ -156,7 +156,7 @@ fail:;
 int pp_epoch_lineage_lock(const char *base_abs, const char *lineage, int wait) {
   size_t n = strlen(base_abs) + strlen(lineage) + 16;
   char *path = pp_malloc(n);
-  if (!path) return -1;
+  if (!path) return -2;
   snprintf(path, n, "%s.pq-%s.lock", base_abs, lineage);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* a read-only folder */

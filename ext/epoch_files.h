@@ -43,8 +43,8 @@ int pp_epoch_write(const char *src, uint64_t npages, const pp_page_write *w, int
 ** a rotation holds it exclusively from before it writes until its
 ** transaction ends, and a cleaner holds it while it removes files, so a
 ** cleaner never judges a file while a rotation may be renaming it into
-** place. Returns an open descriptor holding the lock, or -1 (busy with
-** wait = 0, or an error). */
+** place. Returns an open descriptor holding the lock, -2 when out of
+** memory, or -1 (busy with wait = 0, or an error). */
 int pp_epoch_lineage_lock(const char *base_abs, const char *lineage, int wait);
 
 /* Removes `path` if no process uses it (exclusive flock without waiting).

@@ -307,6 +307,11 @@ int pp_table_rotate(pp_table *t) {
   ** files while we write, rename and commit them. */
   if (t->lineage_lock_fd < 0) {
     t->lineage_lock_fd = pp_epoch_lineage_lock(t->base_path, t->lineage, 1);
+    if (t->lineage_lock_fd == -2) {
+      t->lineage_lock_fd = -1;
+      pp_pending_free(&p);
+      return SQLITE_NOMEM;
+    }
     if (t->lineage_lock_fd < 0) {
       pp_pending_free(&p);
       pp_vt_error(&t->base, "page_query: %s: rotate: cannot lock '%s.pq-%s.lock' in the snapshot's folder",
