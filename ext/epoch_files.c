@@ -5,19 +5,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "epoch_files.h"
 #include "dpf.h"
 #include "alloc.h"
 
-char *pp_epoch_file_name(const char *base, const char *lineage, int64_t epoch) {
+char *pp_epoch_file_name(const char *base, const char *lineage, int64_t epoch, const char *owner) {
   if (epoch == 0) return pp_strdup(base);
-  size_t n = strlen(base) + strlen(lineage) + 48;
+  uint32_t r;
+  pp_random_bytes(&r, sizeof r);
+  size_t n = strlen(base) + strlen(lineage) + 64;
   char *s = pp_malloc(n);
-  if (s) snprintf(s, n, "%s.pq-%s.epoch-%lld", base, lineage, (long long)epoch);
+  if (s) snprintf(s, n, "%s.pq-%s.epoch-%lld.%.8s%08x", base, lineage, (long long)epoch, owner, r);
   return s;
+}
+
+int pp_epoch_name_check(const char *base, const char *lineage, int64_t epoch, const char *name) {
+  if (epoch == 0) return !strcmp(base, name);
+  size_t bl = strlen(base), ll = strlen(lineage);
+  if (strncmp(name, base, bl) || strncmp(name + bl, ".pq-", 4) || strncmp(name + bl + 4, lineage, ll))
+    return 0;
+  const char *p = name + bl + 4 + ll;
+  if (strncmp(p, ".epoch-", 7)) return 0;
+  char *end;
+  long long n = strtoll(p + 7, &end, 10);
+  if (n != epoch || *end != '.') return 0;
+  return strlen(end + 1) == 16 && strspn(end + 1, "0123456789abcdef") == 16;
 }
 
 /* PAGEPIR_TEST_FAULT=rotate_<step>: that step fails with ENOSPC or EIO. */
@@ -116,7 +134,11 @@ int pp_epoch_write(const char *src, uint64_t npages, const pp_page_write *w, int
     goto fail;
   }
   step = "create";
-  out = injected("create") ? -1 : open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0666);
+  /* A fresh file: whatever sits at the name (a leftover, or a symlink
+  ** planted in a shared folder) is removed, never written through. */
+  unlink(tmp);
+  out = injected("create") ? -1
+                           : open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0666);
   if (out < 0) goto fail;
   /* Shared lock from the start: a cleaner on another connection never takes
   ** this file (temp or renamed) while we still need it. */
@@ -153,22 +175,82 @@ fail:;
   return 1;
 }
 
-int pp_epoch_lineage_lock(const char *base_abs, const char *lineage, int wait) {
+/* Lineage locks this process holds: flock is per open file description, so
+** a second table object of the same connection (after a rename, a savepoint)
+** would otherwise wait forever on its own process's lock. Rotations share an
+** entry; a cleaner's entry is exclusive. */
+typedef struct held_lock {
+  char *path;
+  int fd, refs, rotation;
+  struct held_lock *next;
+} held_lock;
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static held_lock *held;
+
+int pp_epoch_lineage_lock(const char *base_abs, const char *lineage, int rotation) {
   size_t n = strlen(base_abs) + strlen(lineage) + 16;
   char *path = pp_malloc(n);
-  if (!path) return -2;
-  snprintf(path, n, "%s.pq-%s.lock", base_abs, lineage);
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* a read-only folder */
-  pp_free(path);
-  if (fd < 0) return -1;
-  int rc;
-  while ((rc = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR) {}
-  if (rc != 0) {
-    close(fd);
-    return -1;
+  held_lock *h = pp_calloc(1, sizeof *h);
+  if (!path || !h) {
+    pp_free(path);
+    pp_free(h);
+    return -2;
   }
-  return fd;
+  snprintf(path, n, "%s.pq-%s.lock", base_abs, lineage);
+  /* A rotation waits (a cleaner holds the lock for milliseconds) but not
+  ** forever: after 10 s something else is wrong (say a copy of the database
+  ** rotating the same lineage) and the rotation fails with SQLITE_BUSY. */
+  for (int tries = 0;; tries++) {
+    pthread_mutex_lock(&held_mu);
+    held_lock *e = held;
+    while (e && strcmp(e->path, path)) e = e->next;
+    if (e && e->rotation && rotation) {
+      e->refs++;
+      int fd = e->fd;
+      pthread_mutex_unlock(&held_mu);
+      pp_free(path);
+      pp_free(h);
+      return fd;
+    }
+    if (!e) {
+      int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+      if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* a read-only folder */
+      if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        h->path = path;
+        h->fd = fd;
+        h->refs = 1;
+        h->rotation = rotation;
+        h->next = held;
+        held = h;
+        pthread_mutex_unlock(&held_mu);
+        return fd;
+      }
+      if (fd >= 0) close(fd);
+      else if (errno != EWOULDBLOCK) tries = 1 << 30; /* cannot open it: give up */
+    }
+    pthread_mutex_unlock(&held_mu);
+    if (!rotation || tries >= 10000) break;
+    usleep(1000);
+  }
+  pp_free(path);
+  pp_free(h);
+  return -1;
+}
+
+void pp_epoch_lineage_unlock(int fd) {
+  pthread_mutex_lock(&held_mu);
+  for (held_lock **pp = &held; *pp; pp = &(*pp)->next) {
+    held_lock *e = *pp;
+    if (e->fd != fd) continue;
+    if (--e->refs == 0) {
+      *pp = e->next;
+      close(e->fd);
+      pp_free(e->path);
+      pp_free(e);
+    }
+    break;
+  }
+  pthread_mutex_unlock(&held_mu);
 }
 
 int pp_epoch_try_remove(const char *path) {
@@ -181,10 +263,11 @@ int pp_epoch_try_remove(const char *path) {
 }
 
 void pp_epoch_list(const char *base_abs, const char *lineage,
-                   void (*fn)(const char *path, int64_t n, int is_tmp, void *ctx), void *ctx) {
+                   void (*fn)(const char *path, int64_t n, int is_tmp, const char *owner, void *ctx),
+                   void *ctx) {
   const char *slash = strrchr(base_abs, '/');
   if (!slash) return;
-  char dir[4096], prefix[512], path[4608];
+  char dir[4096], prefix[512], path[4608], owner[9];
   snprintf(dir, sizeof dir, "%.*s", slash == base_abs ? 1 : (int)(slash - base_abs), base_abs);
   int pl = snprintf(prefix, sizeof prefix, "%s.pq-%s.epoch-", slash + 1, lineage);
   if (pl <= 0 || pl >= (int)sizeof prefix) return;
@@ -196,11 +279,45 @@ void pp_epoch_list(const char *base_abs, const char *lineage,
     const char *num = e->d_name + pl;
     char *end;
     long long n = strtoll(num, &end, 10);
-    if (end == num || n <= 0) continue;
-    int is_tmp = !strcmp(end, ".tmp");
-    if (*end && !is_tmp) continue;
+    if (end == num || n <= 0 || *end != '.' || strspn(end + 1, "0123456789abcdef") != 16) continue;
+    const char *rest = end + 17;
+    int is_tmp = !strcmp(rest, ".tmp");
+    if (*rest && !is_tmp) continue;
+    memcpy(owner, end + 1, 8);
+    owner[8] = 0;
     snprintf(path, sizeof path, "%s/%s", slash == base_abs ? "" : dir, e->d_name);
-    fn(path, n, is_tmp, ctx);
+    fn(path, n, is_tmp, owner, ctx);
   }
   closedir(d);
+}
+
+void pp_random_bytes(void *buf, size_t n) {
+  ssize_t got = getrandom(buf, n, 0);
+  if (got != (ssize_t)n) { /* no getrandom: time and address, good enough for a file name */
+    uint64_t x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)buf ^ ((uint64_t)getpid() << 32);
+    for (size_t i = 0; i < n; i++) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      ((uint8_t *)buf)[i] = (uint8_t)(x >> 56);
+    }
+  }
+}
+
+typedef struct owned_ctx { const char *owner; } owned_ctx;
+static void remove_if_owned(const char *path, int64_t n, int is_tmp, const char *owner, void *arg) {
+  (void)n;
+  (void)is_tmp;
+  if (!strcmp(owner, ((owned_ctx *)arg)->owner)) pp_epoch_try_remove(path);
+}
+
+void pp_epoch_remove_owned(const char *base_abs, const char *lineage, const char *owner) {
+  owned_ctx c = {owner};
+  pp_epoch_list(base_abs, lineage, remove_if_owned, &c);
+  /* The lineage lock file too: nobody else can have this lineage. */
+  size_t n = strlen(base_abs) + strlen(lineage) + 16;
+  char *path = pp_malloc(n);
+  if (path) {
+    snprintf(path, n, "%s.pq-%s.lock", base_abs, lineage);
+    pp_epoch_try_remove(path);
+    pp_free(path);
+  }
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "page_query.h"
 #include "../gpu/cuda_backend.h"
@@ -138,21 +139,28 @@ int pp_table_view(pp_table *t, int64_t lo, int64_t hi, pp_pending *pend) {
     return rc;
   }
   rc = pp_table_use_epoch(t, epoch, file, lineage);
+  /* Pending page numbers come from the database: never trust them (an
+  ** edited shadow table, or a snapshot replaced by a smaller one). */
+  for (int i = 0; rc == SQLITE_OK && i < pend->n; i++) {
+    if (pend->pageno[i] < 0 || (uint64_t)pend->pageno[i] >= t->snap->npages) {
+      pp_vt_error(&t->base, "page_query: %s: %s_pending holds a write of page %lld, outside the snapshot's %llu "
+                  "pages", t->name, t->name, (long long)pend->pageno[i], (unsigned long long)t->snap->npages);
+      rc = SQLITE_CORRUPT_VTAB;
+    }
+  }
   if (rc != SQLITE_OK) pp_pending_free(pend);
   return rc;
 }
 
 /* t_epoch may only name the table's own epoch files: the file= option for
-** epoch 0, else "<file>.pq-<lineage>.epoch-<n>" with a 16-hex-digit
-** lineage. A database edited by someone else cannot point a table at an
-** arbitrary file. */
+** epoch 0, else "<file>.pq-<lineage>.epoch-<n>.<16 hex>" with a
+** 16-hex-digit lineage. A database edited by someone else cannot point a
+** table at an arbitrary file. */
 static int epoch_row_check(pp_table *t, int64_t epoch, const char *file, const char *lineage) {
   if (strlen(lineage) != 16 || strspn(lineage, "0123456789abcdef") != 16) return SQLITE_CORRUPT_VTAB;
-  char *want = pp_epoch_file_name(t->opt.file, lineage, epoch);
-  if (!want) return SQLITE_NOMEM;
-  int ok = !strcmp(want, file) && (!t->lineage || !strcmp(t->lineage, lineage));
-  pp_free(want);
-  return ok ? SQLITE_OK : SQLITE_CORRUPT_VTAB;
+  if (epoch < 0 || epoch > ((int64_t)1 << 62)) return SQLITE_CORRUPT_VTAB;
+  if (!pp_epoch_name_check(t->opt.file, lineage, epoch, file)) return SQLITE_CORRUPT_VTAB;
+  return !t->lineage || !strcmp(t->lineage, lineage) ? SQLITE_OK : SQLITE_CORRUPT_VTAB;
 }
 
 /* Takes ownership of file and lineage (sqlite3_malloc'd). */
@@ -237,25 +245,20 @@ typedef struct cleanup_ctx {
   int abandoned; /* also remove files newer than current */
 } cleanup_ctx;
 
-static void cleanup_one(const char *path, int64_t n, int is_tmp, void *arg) {
+/* Only files this database made (owner token): a copy of the database that
+** shares the lineage never removes the original's files, nor it the
+** copy's newer ones. */
+static void cleanup_one(const char *path, int64_t n, int is_tmp, const char *owner, void *arg) {
   cleanup_ctx *c = arg;
+  if (strcmp(owner, c->t->owner)) return;
   if (is_tmp || n < c->current - 1 - c->t->opt.keep_epochs) {
     pp_epoch_try_remove(path);
     return;
   }
   if (n <= c->current || !c->abandoned) return;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return;
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-    int64_t now;
-    char *file, *lineage;
-    if (pp_state_epoch(c->t->db, c->t->schema, c->t->name, &now, &file, &lineage, NULL) == SQLITE_OK) {
-      if (n > now) unlink(path);
-      sqlite3_free(file);
-      sqlite3_free(lineage);
-    }
-  }
-  close(fd);
+  /* Newer than current: the lineage lock is held and the epoch was read
+  ** fresh after taking it, so no rotation can be about to commit it. */
+  pp_epoch_try_remove(path);
 }
 
 void pp_table_cleanup_files(pp_table *t, int include_abandoned) {
@@ -275,14 +278,14 @@ void pp_table_cleanup_files(pp_table *t, int include_abandoned) {
     sqlite3_free(file);
     sqlite3_free(lineage);
   }
-  close(lock);
+  pp_epoch_lineage_unlock(lock);
 }
 
-/* Abandoned files newer than `current` while holding the write lock: no
-** other rotation can be committing, so none of them can become current. */
-static void remove_newer(const char *path, int64_t n, int is_tmp, void *arg) {
-  int64_t current = *(int64_t *)arg;
-  if (is_tmp || n > current) pp_epoch_try_remove(path);
+/* Abandoned files newer than `current` while holding the write lock and
+** the lineage lock: none of them can become current. */
+static void remove_newer(const char *path, int64_t n, int is_tmp, const char *owner, void *arg) {
+  cleanup_ctx *c = arg;
+  if (!strcmp(owner, c->t->owner) && (is_tmp || n > c->current)) pp_epoch_try_remove(path);
 }
 
 int pp_table_rotate(pp_table *t) {
@@ -306,6 +309,7 @@ int pp_table_rotate(pp_table *t) {
   /* The lineage lock until the transaction ends: no cleaner judges our
   ** files while we write, rename and commit them. */
   if (t->lineage_lock_fd < 0) {
+    t->rotation_base = t->epoch; /* the epoch before this transaction's first rotation */
     t->lineage_lock_fd = pp_epoch_lineage_lock(t->base_path, t->lineage, 1);
     if (t->lineage_lock_fd == -2) {
       t->lineage_lock_fd = -1;
@@ -314,14 +318,14 @@ int pp_table_rotate(pp_table *t) {
     }
     if (t->lineage_lock_fd < 0) {
       pp_pending_free(&p);
-      pp_vt_error(&t->base, "page_query: %s: rotate: cannot lock '%s.pq-%s.lock' in the snapshot's folder",
-                  t->name, t->base_path, t->lineage);
-      return SQLITE_CANTOPEN;
+      pp_vt_error(&t->base, "page_query: %s: rotate: cannot lock '%s.pq-%s.lock' in the snapshot's folder "
+                  "(held by another process for 10 s, or not writable)", t->name, t->base_path, t->lineage);
+      return SQLITE_BUSY;
     }
   }
   if (p.n == 0) return SQLITE_OK; /* nothing pending: the epoch stays */
   int64_t next = t->epoch + 1;
-  char *name = pp_epoch_file_name(t->opt.file, t->lineage, next);
+  char *name = pp_epoch_file_name(t->opt.file, t->lineage, next, t->owner);
   char *abs = name ? pp_resolve_path(t->db, t->schema, name) : NULL;
   pp_page_write *w = pp_malloc((size_t)p.n * sizeof *w);
   if (!name || !abs || !w) {
@@ -332,7 +336,9 @@ int pp_table_rotate(pp_table *t) {
     w[i].pageno = p.pageno[i];
     w[i].data = p.data + (size_t)i * PP_PAGE_SIZE;
   }
-  pp_epoch_list(t->base_path, t->lineage, remove_newer, &t->epoch);
+  if (t->owner_is_random) pp_conn_forget_at_close(t->conn, t->base_path, t->lineage);
+  cleanup_ctx cc = {t, t->epoch, 1};
+  pp_epoch_list(t->base_path, t->lineage, remove_newer, &cc);
   char err[600];
   int lock_fd;
   if (pp_epoch_write(t->path, t->snap->npages, w, p.n, abs, &lock_fd, err, sizeof err)) {
@@ -354,6 +360,7 @@ int pp_table_rotate(pp_table *t) {
   t->rotation_lock_fd = lock_fd;
   t->rotation_path = abs;
   t->rotation_epoch = next;
+  t->rotation_last = next;
   abs = NULL;
 done:
   pp_free(w);
@@ -363,31 +370,88 @@ done:
   return rc;
 }
 
-/* After a committed rotation to epoch `current`: temp files and epochs
-** older than the kept ones (no SQL here: we are inside xCommit). */
-static void remove_older(const char *path, int64_t n, int is_tmp, void *arg) {
+/* After a transaction with rotations commits: temp files and epochs older
+** than the kept ones (no SQL here: we are inside xCommit). The committed
+** epoch is at least the one before the transaction's first rotation (a
+** savepoint or a failed statement may have undone some), so that one is the
+** safe reference: a few files may stay one rotation longer. */
+static void remove_older(const char *path, int64_t n, int is_tmp, const char *owner, void *arg) {
   cleanup_ctx *c = arg;
+  if (strcmp(owner, c->t->owner)) return;
   if (is_tmp || n < c->current - 1 - c->t->opt.keep_epochs) pp_epoch_try_remove(path);
 }
 
+void pp_table_release_locks(pp_table *t) {
+  if (t->rotation_lock_fd >= 0) close(t->rotation_lock_fd);
+  t->rotation_lock_fd = -1;
+  sqlite3_free(t->rotation_path);
+  t->rotation_path = NULL;
+  if (t->lineage_lock_fd >= 0) pp_epoch_lineage_unlock(t->lineage_lock_fd);
+  t->lineage_lock_fd = -1;
+}
+
 void pp_table_txn_end(pp_table *t, int committed) {
-  if (t->rotation_lock_fd >= 0) {
+  if (t->rotation_lock_fd >= 0 || t->rotation_path) {
+    /* Our shared lock on the newest file goes first: removing it needs an
+    ** exclusive one. */
     close(t->rotation_lock_fd);
     t->rotation_lock_fd = -1;
     if (committed) {
-      cleanup_ctx c = {t, t->rotation_epoch, 0};
+      /* The committed epoch: the last rotation not undone by a savepoint
+      ** (xRollbackTo resets rotation_epoch), else the one before them. */
+      cleanup_ctx c = {t, t->rotation_epoch > 0 ? t->rotation_epoch : t->rotation_base, 0};
       pp_epoch_list(t->base_path, t->lineage, remove_older, &c);
+      /* The last rotation was undone: its file is abandoned. */
+      if (t->rotation_epoch != t->rotation_last) pp_epoch_try_remove(t->rotation_path);
     } else {
       pp_epoch_try_remove(t->rotation_path);
-      /* If this connection mapped the rolled-back file, its name will be
-      ** used again by the next rotation: never trust the cached mapping. */
-      if (t->epoch == t->rotation_epoch) t->epoch = -1;
     }
-    sqlite3_free(t->rotation_path);
-    t->rotation_path = NULL;
+    /* A rotation this transaction made and undid (ROLLBACK, ROLLBACK TO, a
+    ** failed statement) may be the mapping this connection holds: never
+    ** trust the cached one after a transaction with rotations. */
+    t->epoch = -1;
   }
-  if (t->lineage_lock_fd >= 0) {
-    close(t->lineage_lock_fd);
-    t->lineage_lock_fd = -1;
+  t->rotation_epoch = 0;
+  t->nsp = 0;
+  pp_table_release_locks(t);
+}
+
+int pp_table_savepoint(pp_table *t, int level) {
+  if (level >= t->nsp) {
+    int64_t *a = sqlite3_realloc64(t->sp_rotation, (sqlite3_uint64)(level + 1) * sizeof *a);
+    if (!a) return SQLITE_NOMEM;
+    t->sp_rotation = a;
+    for (int i = t->nsp; i < level; i++) a[i] = t->rotation_epoch;
+  }
+  t->sp_rotation[level] = t->rotation_epoch;
+  t->nsp = level + 1;
+  return SQLITE_OK;
+}
+
+void pp_table_rollback_to(pp_table *t, int level) {
+  if (level < t->nsp && t->sp_rotation[level] != t->rotation_epoch) {
+    /* A rotation was undone: the file it made is abandoned (removed by the
+    ** next rotation or open) and this connection's mapping may be it. */
+    t->rotation_epoch = t->sp_rotation[level];
+    t->epoch = -1;
+  }
+  if (level < t->nsp) t->nsp = level + 1;
+}
+
+/* Our owner token: from the database file's device and inode (a copy of
+** the database is another owner), or the connection's random token for a
+** database without a file (its files go when the connection closes). */
+void pp_table_set_owner(pp_table *t) {
+  const char *f = sqlite3_db_filename(t->db, t->schema);
+  struct stat st;
+  if (f && *f && stat(f, &st) == 0) {
+    uint64_t h = 1469598103934665603ull;
+    uint64_t v[2] = {(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+    for (int i = 0; i < 16; i++) h = (h ^ ((const uint8_t *)v)[i]) * 1099511628211ull;
+    snprintf(t->owner, sizeof t->owner, "%08x", (unsigned)(h ^ (h >> 32)));
+    t->owner_is_random = 0;
+  } else {
+    memcpy(t->owner, t->conn->owner, sizeof t->owner);
+    t->owner_is_random = 1;
   }
 }

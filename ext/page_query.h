@@ -31,8 +31,14 @@ struct pp_table {
   ** the transaction ends (then old files are cleaned up). */
   int rotation_lock_fd;     /* -1 when none */
   int lineage_lock_fd;      /* held from the rotation's start to the end of its transaction */
+  int64_t rotation_base;    /* the epoch before the transaction's first rotation */
+  int64_t *sp_rotation;     /* rotation_epoch at each open savepoint level (-1: none) */
+  int nsp;
+  char owner[9];            /* 8 hex digits naming the database that makes our epoch files */
+  int owner_is_random;      /* no database file: the files go with the table */
   char *rotation_path;
-  int64_t rotation_epoch;
+  int64_t rotation_epoch;   /* the last rotation not undone by a savepoint (0: none) */
+  int64_t rotation_last;    /* the last rotation made in the transaction */
   pp_backend *backend;
   const pp_simd *simd;
   int threads;              /* CPU scan threads in use */
@@ -50,6 +56,10 @@ struct pp_pending;
 int pp_table_view(pp_table *t, int64_t lo, int64_t hi, struct pp_pending *pend);
 int pp_table_rotate(pp_table *t);
 void pp_table_txn_end(pp_table *t, int committed);
+void pp_table_release_locks(pp_table *t);   /* no file removed */
+int pp_table_savepoint(pp_table *t, int level);
+void pp_table_rollback_to(pp_table *t, int level);
+void pp_table_set_owner(pp_table *t);
 void pp_table_cleanup_files(pp_table *t, int include_abandoned);
 char *pp_resolve_path(sqlite3 *db, const char *schema, const char *file);
 void pp_vt_error(sqlite3_vtab *vt, const char *fmt, ...);

@@ -99,14 +99,16 @@ static int in_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, i
     memset(r, 0, sizeof *r);
     r->schema = sqlite3_mprintf("%s", t->schema);
     r->tbl = sqlite3_mprintf("%s", t->name);
-    r->file = sqlite3_mprintf("%s", t->path);
-    r->backend = sqlite3_mprintf("%s", t->backend->name);
-    r->reason = sqlite3_mprintf("%s", t->backend_reason);
-    r->simd = sqlite3_mprintf("%s", strcmp(t->backend->name, "cpu") ? "" : t->simd->name);
-    r->pages = (sqlite3_int64)t->snap->npages;
+    /* A table whose epoch file could not be opened has no mapping yet. */
+    const char *be = t->backend ? t->backend->name : "none";
+    r->file = sqlite3_mprintf("%s", t->path ? t->path : t->base_path);
+    r->backend = sqlite3_mprintf("%s", be);
+    r->reason = sqlite3_mprintf("%s", t->backend ? t->backend_reason : "its epoch file could not be opened");
+    r->simd = sqlite3_mprintf("%s", strcmp(be, "cpu") ? "" : t->simd->name);
+    r->pages = t->snap ? (sqlite3_int64)t->snap->npages : 0;
     r->epoch = t->epoch < 0 ? 0 : t->epoch; /* the epoch this connection last used */
-    r->threads = strcmp(t->backend->name, "cpu") ? 0 : t->threads;
-    r->cuda = !strcmp(t->backend->name, "cuda");
+    r->threads = strcmp(be, "cpu") ? 0 : t->threads;
+    r->cuda = !strcmp(be, "cuda");
     if (!r->schema || !r->tbl || !r->file || !r->backend || !r->reason || !r->simd) rc = SQLITE_NOMEM;
   }
   pthread_mutex_unlock(&conn->mu);

@@ -83,7 +83,14 @@ static char *metrics_name_of(const char *schema, const char *name) {
 
 static void table_free(pp_table *t) {
   if (!t) return;
-  if (t->rotation_lock_fd >= 0 || t->lineage_lock_fd >= 0) pp_table_txn_end(t, 0);
+  /* A table object can go while its transaction lives on (DROP inside a
+  ** savepoint that rolls back): it never removes a file here, and a
+  ** rotation's locks stay with the connection until it closes. */
+  if (t->conn && (t->rotation_lock_fd >= 0 || t->lineage_lock_fd >= 0)) {
+    pp_conn_keep_locks(t->conn, t->rotation_lock_fd, t->lineage_lock_fd);
+    t->rotation_lock_fd = t->lineage_lock_fd = -1;
+  }
+  pp_table_release_locks(t);
   if (t->backend) t->backend->destroy(t->backend);
   pp_snapshot_release(t->snap);
   pp_options_free(&t->opt);
@@ -94,6 +101,7 @@ static void table_free(pp_table *t) {
   sqlite3_free(t->base_path);
   sqlite3_free(t->file);
   sqlite3_free(t->lineage);
+  sqlite3_free(t->sp_rotation);
   if (t->conn) pp_conn_unref(t->conn);
   sqlite3_free(t);
 }
@@ -149,6 +157,7 @@ static int pq_init(sqlite3 *db, void *aux, int argc, const char *const *argv,
     return SQLITE_NOMEM;
   }
   t->conn = pp_conn_ref((pp_conn *)aux);
+  pp_table_set_owner(t);
   int rc;
   if (create) {
     /* Check the file before making anything. */
@@ -171,12 +180,17 @@ static int pq_init(sqlite3 *db, void *aux, int argc, const char *const *argv,
     }
   }
   rc = pp_table_sync_epoch(t);
-  if (rc != SQLITE_OK) {
+  /* An existing table whose epoch file cannot be opened still connects (so
+  ** that it can be dropped, and its shadow tables read); every query then
+  ** says what is wrong. Out of memory, and any failure at CREATE, fail. */
+  if (rc != SQLITE_OK && (create || rc == SQLITE_NOMEM)) {
     *pzErr = t->base.zErrMsg ? t->base.zErrMsg : sqlite3_mprintf("page_query: %s: %s", t->name, sqlite3_errstr(rc));
     t->base.zErrMsg = NULL;
     table_free(t);
     return rc;
   }
+  sqlite3_free(t->base.zErrMsg);
+  t->base.zErrMsg = NULL;
   char *schema = sqlite3_mprintf(
       "CREATE TABLE x(key BLOB HIDDEN, pageno INTEGER HIDDEN, answer BLOB, "
       "proof BLOB, epoch INTEGER, data BLOB HIDDEN, \"%w\" HIDDEN)", t->name);
@@ -546,7 +560,8 @@ static sqlite3_int64 page_bound(sqlite3_value *v, int is_lower, int strict, int 
 
 static int filter_pages(pp_cursor *c, int idxNum, int argc, sqlite3_value **argv) {
   pp_table *t = (pp_table *)c->base.pVtab;
-  if (!t->snap) return SQLITE_ERROR;
+  int rc0 = t->snap ? SQLITE_OK : pp_table_sync_epoch(t); /* an epoch file that was missing at open */
+  if (rc0 != SQLITE_OK) return rc0;
   sqlite3_int64 lo = 0, hi = (sqlite3_int64)t->snap->npages - 1;
   int a = 0, none = 0;
   if (idxNum & PAGE_EQ && a < argc) {
@@ -790,6 +805,7 @@ static int pq_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite_in
   }
   sqlite3_value **col = argv + 2;
   int rc;
+  if (!t->snap && (rc = pp_table_sync_epoch(t)) != SQLITE_OK) return rc;
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
     /* INSERT: a command, or INSERT INTO t(pageno, data) as a write. */
     if (sqlite3_value_type(col[COL_CMD]) != SQLITE_NULL) {
@@ -838,6 +854,18 @@ static int pq_rollback(sqlite3_vtab *vt) {
   pp_table_txn_end((pp_table *)vt, 0);
   return SQLITE_OK;
 }
+/* Savepoints (also each statement's own): a rotation undone by ROLLBACK TO
+** or a failed statement must not be taken for the committed epoch. */
+static int pq_savepoint(sqlite3_vtab *vt, int level) { return pp_table_savepoint((pp_table *)vt, level); }
+static int pq_release(sqlite3_vtab *vt, int level) {
+  (void)vt;
+  (void)level;
+  return SQLITE_OK;
+}
+static int pq_rollback_to(sqlite3_vtab *vt, int level) {
+  pp_table_rollback_to((pp_table *)vt, level);
+  return SQLITE_OK;
+}
 static int pq_shadow_name(const char *suffix) { return pp_state_is_shadow(suffix); }
 
 static sqlite3_module page_query_module = {
@@ -860,6 +888,9 @@ static sqlite3_module page_query_module = {
     .xCommit = pq_commit,
     .xRollback = pq_rollback,
     .xRename = pq_rename,
+    .xSavepoint = pq_savepoint,
+    .xRelease = pq_release,
+    .xRollbackTo = pq_rollback_to,
     .xShadowName = pq_shadow_name,
 };
 

@@ -30,7 +30,7 @@
 **   - the table opens and answers (no error from any statement);
 **   - after that first open: no "*.tmp" file, no epoch file newer than the
 **     current one and none older than current-1 (keep_epochs=0) is left; the
-**     current epoch's file exists, is named "<file>.pq-<lineage>.epoch-<n>"
+**     current epoch's file exists, is named "<file>.pq-<lineage>.epoch-<n>.<16 hex>"
 **     with n = the epoch, and has exactly npages*4096 bytes;
 **   - the epoch in t_epoch never goes down from one check to the next;
 **   - every page read directly (one pageno BETWEEN statement) equals the
@@ -352,7 +352,8 @@ static void scan_dir(const scenario *s, int64_t current, dir_state *d) {
     if (strncmp(nm, prefix, (size_t)pl)) continue;
     char *end;
     long long n = strtoll(nm + pl, &end, 10);
-    if (*end) continue;
+    /* "<n>.<owner 8 hex><random 8 hex>" */
+    if (*end != '.' || strlen(end + 1) != 16 || strspn(end + 1, "0123456789abcdef") != 16) continue;
     d->total++;
     if (n > d->max_n) d->max_n = n;
     if (n > current) d->newer++;
@@ -550,8 +551,9 @@ static void verify(scenario *s, uint64_t rs_seed) {
         "(keep_epochs=0)", s->name, s->kills, after.older_than_prev, (long long)epoch - 1);
   if (epoch > 0) {
     char want_name[256];
-    snprintf(want_name, sizeof want_name, "snap.bin.pq-%s.epoch-%lld", s->lineage, (long long)epoch);
-    CHECK(!strcmp(file, want_name), "%s: t_epoch.file is '%s', expected '%s'", s->name, file, want_name);
+    int wl = snprintf(want_name, sizeof want_name, "snap.bin.pq-%s.epoch-%lld.", s->lineage, (long long)epoch);
+    CHECK(!strncmp(file, want_name, (size_t)wl) && strlen(file) == (size_t)wl + 16,
+          "%s: t_epoch.file is '%s', expected '%s<16 hex>'", s->name, file, want_name);
     CHECK(after.current_present, "%s: after kill %d: the current epoch %lld has no file", s->name, s->kills,
           (long long)epoch);
     CHECK(after.current_size == (long long)(s->npages * PAGE),
