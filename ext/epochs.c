@@ -417,6 +417,7 @@ void pp_table_txn_end(pp_table *t, int committed) {
 }
 
 int pp_table_savepoint(pp_table *t, int level) {
+  if (level < 0) return SQLITE_OK;
   if (level >= t->nsp) {
     int64_t *a = sqlite3_realloc64(t->sp_rotation, (sqlite3_uint64)(level + 1) * sizeof *a);
     if (!a) return SQLITE_NOMEM;
@@ -429,13 +430,17 @@ int pp_table_savepoint(pp_table *t, int level) {
 }
 
 void pp_table_rollback_to(pp_table *t, int level) {
-  if (level < t->nsp && t->sp_rotation[level] != t->rotation_epoch) {
+  /* A level we never saw (SQLite passes -1 in some statement rollbacks):
+  ** assume nothing was undone. That is the safe side: cleanup then keeps
+  ** one more old file and never removes the newest. */
+  if (level < 0 || level >= t->nsp) return;
+  if (t->sp_rotation[level] != t->rotation_epoch) {
     /* A rotation was undone: the file it made is abandoned (removed by the
     ** next rotation or open) and this connection's mapping may be it. */
     t->rotation_epoch = t->sp_rotation[level];
     t->epoch = -1;
   }
-  if (level < t->nsp) t->nsp = level + 1;
+  t->nsp = level + 1;
 }
 
 /* Our owner token: from the database file's device and inode (a copy of
