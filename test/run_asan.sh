@@ -54,37 +54,18 @@ export LSAN_OPTIONS="suppressions=$supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs_abs/ubsan:log_exe_name=1"
 export PAGEPIR_EXT="$ASAN_B/pagepir"
 
-total_pass=0
-total_fail=0
+. test/summary.sh
 out_reports=0
-tmp=$(mktemp "${TMPDIR:-/tmp}/pagepir-asan.XXXXXX") || exit 1
-trap 'rm -f "$tmp" "$tmp.rc"' EXIT INT TERM
 
-# run NAME COMMAND...: streams the output, then adds its counts (run_all.sh's rules).
-run() {
-  name=$1
-  shift
-  echo "== $name"
-  { "$@" 2>&1; echo $? > "$tmp.rc"; } | tee "$tmp"
-  rc=$(cat "$tmp.rc" 2>/dev/null || echo 1)
-  last=$(grep -v '^[[:space:]]*$' "$tmp" | tail -n 1)
-  p=$(printf '%s\n' "$last" | sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p')
-  f=$(printf '%s\n' "$last" | sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p')
-  if [ -z "$p" ] || [ -z "$f" ]; then
-    echo "== $name: no summary line (exit status $rc): counted as 1 failed"
-    p=0
-    f=1
-  elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-    echo "== $name: exit status $rc with 0 failures reported: counted as 1 failed"
-    f=1
-  fi
-  total_pass=$((total_pass + p))
-  total_fail=$((total_fail + f))
+# run_checked NAME COMMAND...: run (summary.sh), then also counts sanitizer
+# reports that reached the output instead of $logs.
+run_checked() {
+  run "$@"
   # Reports that reached the output instead of $logs (UBSan under gcc
   # writes to stderr whatever log_path says).
   r=$(grep -c -E 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)' "$tmp")
   if [ "$r" -gt 0 ]; then
-    echo "== $name: $r sanitizer report(s) in its output: counted as $r failed"
+    echo "== $1: $r sanitizer report(s) in its output: counted as $r failed"
     total_fail=$((total_fail + r))
     out_reports=$((out_reports + r))
   fi
@@ -93,7 +74,7 @@ run() {
 start=$(date +%s)
 for prog in ${ASAN_UNIT:-test_primitives test_static}; do
   if [ -x "$ASAN_B/test/$prog" ]; then
-    run "$prog (asan)" "$ASAN_B/test/$prog"
+    run_checked "$prog (asan)" "$ASAN_B/test/$prog"
   else
     echo "== $prog: $ASAN_B/test/$prog is missing: counted as 1 failed"
     total_fail=$((total_fail + 1))
@@ -107,7 +88,7 @@ elif command -v tclsh >/dev/null 2>&1; then
   # Preloaded into tclsh, hence into every process it starts (test files,
   # python3, the sqlite3 shell, mksnap...): the extension needs the runtime
   # loaded first wherever it is loaded.
-  run "Tcl suite (asan)" env LD_PRELOAD="$ASAN_RT" tclsh test/all.tcl
+  run_checked "Tcl suite (asan)" env LD_PRELOAD="$ASAN_RT" tclsh test/all.tcl
 else
   echo "== Tcl suite: tclsh not found: counted as 1 failed"
   total_fail=$((total_fail + 1))
