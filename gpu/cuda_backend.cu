@@ -650,6 +650,18 @@ __global__ void __launch_bounds__(NT, 1)
   }
 }
 
+/* XOR of a uint4 over the 32 lanes of a warp (every lane gets it). */
+__device__ __forceinline__ uint4 warp_xor(uint4 a) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    a.x ^= __shfl_xor_sync(0xffffffffu, a.x, o);
+    a.y ^= __shfl_xor_sync(0xffffffffu, a.y, o);
+    a.z ^= __shfl_xor_sync(0xffffffffu, a.z, o);
+    a.w ^= __shfl_xor_sync(0xffffffffu, a.w, o);
+  }
+  return a;
+}
+
 /* Folds (XOR of the 256 vectors) of npg pages, one warp per page. */
 __global__ void fold_kernel(const uint4 *__restrict__ pages, uint4 *__restrict__ folds,
                             unsigned long long npg) {
@@ -664,13 +676,7 @@ __global__ void fold_kernel(const uint4 *__restrict__ pages, uint4 *__restrict__
       uint4 v = ld_stream(p + 32 * i);
       a.x ^= v.x; a.y ^= v.y; a.z ^= v.z; a.w ^= v.w;
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      a.x ^= __shfl_xor_sync(0xffffffffu, a.x, o);
-      a.y ^= __shfl_xor_sync(0xffffffffu, a.y, o);
-      a.z ^= __shfl_xor_sync(0xffffffffu, a.z, o);
-      a.w ^= __shfl_xor_sync(0xffffffffu, a.w, o);
-    }
+    a = warp_xor(a);
     if (lane == 0) folds[w] = a;
   }
 }
@@ -1111,13 +1117,7 @@ __global__ void scatter_pages_kernel(const uint4 *__restrict__ src,
     d[32 * i] = v;
     a.x ^= v.x; a.y ^= v.y; a.z ^= v.z; a.w ^= v.w;
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    a.x ^= __shfl_xor_sync(0xffffffffu, a.x, o);
-    a.y ^= __shfl_xor_sync(0xffffffffu, a.y, o);
-    a.z ^= __shfl_xor_sync(0xffffffffu, a.z, o);
-    a.w ^= __shfl_xor_sync(0xffffffffu, a.w, o);
-  }
+  a = warp_xor(a);
   if (lane == 0) folds[idx[w]] = a;
 }
 
