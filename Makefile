@@ -57,7 +57,7 @@ $(B)/a/%.o: ext/%.c $(HEADERS) | $(B)/a
 	$(CC) $(CFLAGS) $(SIMD_FLAGS_$*) -DSQLITE_CORE -c $< -o $@
 $(B)/gpu/cuda_stub.o: gpu/cuda_stub.c $(HEADERS) | $(B)/gpu
 	$(CC) $(CFLAGS) -c $< -o $@
-$(B)/gpu/cuda_backend.o: gpu/cuda_backend.cu $(HEADERS) | $(B)/gpu
+$(B)/gpu/cuda_backend.o: gpu/cuda_backend.cu gpu/tensor_scan.cuh $(HEADERS) | $(B)/gpu
 	$(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -Xcompiler -fPIC -c $< -o $@
 $(B)/so $(B)/a $(B)/gpu $(B)/test:
 	mkdir -p $@

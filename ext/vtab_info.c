@@ -3,16 +3,18 @@
 ** page_query table of this connection: its file, page count, epoch, backend
 ** (and why that backend), SIMD path and threads, and for the CUDA backend
 ** the process's device allocations so far (flat on the steady-state query
-** path: buffers come from a pool).
+** path: buffers come from a pool) and what the device holds for the file
+** (the plain copy, and the tensor-core scan's bit-transposed one or why not).
 **
 **   SELECT pages FROM page_query_info WHERE tbl = 't';
 */
+#include <stdio.h>
 #include <string.h>
 #include "page_query.h"
 #include "../gpu/cuda_backend.h"
 
 typedef struct info_row {
-  char *schema, *tbl, *file, *backend, *reason, *simd;
+  char *schema, *tbl, *file, *backend, *reason, *simd, *device_copy;
   sqlite3_int64 pages, threads, epoch;
   int cuda;
 } info_row;
@@ -34,7 +36,7 @@ static int in_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
   int rc = sqlite3_declare_vtab(db,
       "CREATE TABLE x(schema TEXT, tbl TEXT, file TEXT, pages INTEGER, page_size INTEGER, "
       "epoch INTEGER, backend TEXT, backend_reason TEXT, simd TEXT, threads INTEGER, "
-      "device_allocs INTEGER)");
+      "device_allocs INTEGER, device_copy TEXT)");
   if (rc != SQLITE_OK) return rc;
   info_vtab *v = sqlite3_malloc(sizeof *v);
   if (!v) return SQLITE_NOMEM;
@@ -70,6 +72,7 @@ static void rows_free(info_cursor *c) {
     info_row *r = &c->rows[i];
     sqlite3_free(r->schema); sqlite3_free(r->tbl); sqlite3_free(r->file);
     sqlite3_free(r->backend); sqlite3_free(r->reason); sqlite3_free(r->simd);
+    sqlite3_free(r->device_copy);
   }
   sqlite3_free(c->rows);
   c->rows = NULL;
@@ -109,6 +112,19 @@ static int in_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, i
     r->epoch = t->epoch < 0 ? 0 : t->epoch; /* the epoch this connection last used */
     r->threads = strcmp(be, "cpu") ? 0 : t->threads;
     r->cuda = !strcmp(be, "cuda");
+    if (r->cuda && t->snap) {
+      /* what the device holds (plain and bit-transposed copies). Never wait
+      ** here: a rotation moving the copy holds the write lock. */
+      char d[200] = "not on the device yet (uploaded by the first scan)";
+      if (pthread_rwlock_tryrdlock(&t->snap->cuda_rw) == 0) {
+        if (t->snap->cuda) pp_cuda_snapshot_describe(t->snap->cuda, d, sizeof d);
+        pthread_rwlock_unlock(&t->snap->cuda_rw);
+      } else {
+        snprintf(d, sizeof d, "being updated");
+      }
+      r->device_copy = sqlite3_mprintf("%s", d);
+      if (!r->device_copy) rc = SQLITE_NOMEM;
+    }
     if (!r->schema || !r->tbl || !r->file || !r->backend || !r->reason || !r->simd) rc = SQLITE_NOMEM;
   }
   pthread_mutex_unlock(&conn->mu);
@@ -143,8 +159,11 @@ static int in_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
     case 9:
       if (r->threads) sqlite3_result_int64(ctx, r->threads);
       break;
-    default:
+    case 10:
       if (r->cuda) sqlite3_result_int64(ctx, (sqlite3_int64)pp_cuda_alloc_count());
+      break;
+    default:
+      if (r->device_copy) sqlite3_result_text(ctx, r->device_copy, -1, SQLITE_TRANSIENT);
       break;
   }
   return SQLITE_OK;

@@ -96,9 +96,12 @@ static_assert(sizeof(pp_key) == 612, "pp_key layout");
 #ifndef PP_ROT
 #define PP_ROT 0
 #endif
+/* (A template parameter, so that one kernel may pick another pipe than the
+** default: the tensor-core scan's expansion runs alone on the ALU.) */
+template <int ROT = PP_ROT>
 HD uint32_t rotl32(uint32_t x, int n) {
 #ifdef __CUDA_ARCH__
-  if (PP_ROT == 2 || (PP_ROT == 1 && (n == 12 || n == 7))) {
+  if (ROT == 2 || (ROT == 1 && (n == 12 || n == 7))) {
     uint32_t r, c = 1u << n;
     asm("{\n\t.reg .u32 lo;\n\tmul.lo.u32 lo, %1, %2;\n\tmad.hi.u32 %0, %1, %2, lo;\n\t}"
         : "=r"(r)
@@ -112,12 +115,13 @@ HD uint32_t rotl32(uint32_t x, int n) {
 }
 
 #define QR(a, b, c, d)                         \
-  a += b; d ^= a; d = rotl32(d, 16);           \
-  c += d; b ^= c; b = rotl32(b, 12);           \
-  a += b; d ^= a; d = rotl32(d, 8);            \
-  c += d; b ^= c; b = rotl32(b, 7)
+  a += b; d ^= a; d = rotl32<ROT>(d, 16);           \
+  c += d; b ^= c; b = rotl32<ROT>(b, 12);           \
+  a += b; d ^= a; d = rotl32<ROT>(d, 8);            \
+  c += d; b ^= c; b = rotl32<ROT>(b, 7)
 
 /* ChaCha8 with key = seed || seed, nonce 0. */
+template <int ROT = PP_ROT>
 HD void chacha8_seed(const uint4 s, uint32_t ctr, uint32_t o[16]) {
   uint32_t x0 = 0x61707865u, x1 = 0x3320646eu, x2 = 0x79622d32u, x3 = 0x6b206574u;
   uint32_t x4 = s.x, x5 = s.y, x6 = s.z, x7 = s.w;
@@ -143,11 +147,12 @@ HD void chacha8_seed(const uint4 s, uint32_t ctr, uint32_t o[16]) {
 
 /* One GGM node expansion with correction: both children of (s, t) at tree
 ** level l. The compiler drops the unused words of the second block. */
+template <int ROT = PP_ROT>
 HD void expand_node(uint4 s, uint32_t t, uint4 cw, uint32_t tcl, uint32_t tcr,
                     uint4 &L, uint32_t &tl, uint4 &R, uint32_t &tr) {
   uint32_t b0[16], b1[16];
-  chacha8_seed(s, 0, b0);
-  chacha8_seed(s, 1, b1);
+  chacha8_seed<ROT>(s, 0, b0);
+  chacha8_seed<ROT>(s, 1, b1);
   uint32_t m = 0u - t;
   L.x = b0[0] ^ (cw.x & m); L.y = b0[1] ^ (cw.y & m);
   L.z = b0[2] ^ (cw.z & m); L.w = b0[3] ^ (cw.w & m);
@@ -275,7 +280,7 @@ struct Sm {
   int kst;
 };
 
-static size_t smem_bytes(int kst) {
+HD size_t smem_bytes(int kst) {
   return (size_t)kst * (32 * 16 + 16 + 16 + 2 * TILE * 16 + 2 * TILE * 16 + STK * 16 +
                         sizeof(KeyMeta) + ZW * 4 + 8 + 2 * TILE);
 }
@@ -322,6 +327,7 @@ HD void load_key(const Sm &S, int k, const pp_key *gk) {
 /* Writes the subtree root of tile T (depth D = d - te) for key k to level 0
 ** of heap hW, re-expanding only the stack levels that differ from the
 ** previous tile (about one node a tile). */
+template <int ROT = PP_ROT>
 HD void path_update(const Sm &S, uint4 *hW, uint8_t *tW, int k, uint32_t T, bool first) {
   const KeyMeta m = S.meta[k];
   const int te = key_te(m.d), D = (int)m.d - te;
@@ -348,7 +354,7 @@ HD void path_update(const Sm &S, uint4 *hW, uint8_t *tW, int k, uint32_t T, bool
     for (int l = start; l < D; l++) {
       uint4 L, R;
       uint32_t tl, tr;
-      expand_node(node, tb, S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
+      expand_node<ROT>(node, tb, S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
                   R, tr);
       if ((T >> (D - 1 - l)) & 1u) {
         node = R;
@@ -367,6 +373,7 @@ HD void path_update(const Sm &S, uint4 *hW, uint8_t *tW, int k, uint32_t T, bool
 }
 
 /* Level j -> j + 1 of key k's tile subtree, node q (heap hR to heap hW). */
+template <int ROT = PP_ROT>
 HD void expand_internal(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *hW,
                         uint8_t *tW, int k, int j, int q) {
   const KeyMeta m = S.meta[k];
@@ -375,7 +382,7 @@ HD void expand_internal(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *
   const int pi = k * TILE + (1 << j) + q;
   uint4 L, R;
   uint32_t tl, tr;
-  expand_node(hR[pi], tR[pi], S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
+  expand_node<ROT>(hR[pi], tR[pi], S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
               R, tr);
   const int ci = k * TILE + (2 << j) + 2 * q;
   hW[ci] = L;
@@ -386,6 +393,7 @@ HD void expand_internal(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *
 
 /* Leaf parent q of key k (level te-1 of heap hR) -> leaves 2q, 2q+1 into the
 ** mask buffer mk ([kst][TILE]); returns the two masks. */
+template <int ROT = PP_ROT>
 HD void expand_leaves(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *mk, int k, int q,
                       uint4 &mL, uint4 &mR) {
   const KeyMeta m = S.meta[k];
@@ -394,7 +402,7 @@ HD void expand_leaves(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *mk
   const int pi = k * TILE + (1 << (te - 1)) + q;
   uint4 L, R;
   uint32_t tl, tr;
-  expand_node(hR[pi], tR[pi], S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
+  expand_node<ROT>(hR[pi], tR[pi], S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
               R, tr);
   mL = leaf_mask(L, tl, S.fcw[k]);
   mR = leaf_mask(R, tr, S.fcw[k]);
@@ -415,6 +423,7 @@ struct Step {
 #define NINT_K (TILE / 2 - 1)  /* internal nodes above them a key */
 
 /* Non-leaf item idx of step c.s: internal nodes first, then path walks. */
+template <int ROT = PP_ROT>
 HD void step_inner_item(const Sm &S, const Step &c, int idx) {
   const uint4 *hR = S.heap + c.cur * S.kst * TILE;
   const uint8_t *tR = S.heap_t + c.cur * S.kst * TILE;
@@ -428,16 +437,17 @@ HD void step_inner_item(const Sm &S, const Step &c, int idx) {
     const int q = r + 1 - (1 << j);
     const int te = key_te(S.meta[k].d);
     const int it = c.s - (TB - te) - 1 - j;
-    if (j <= te - 2 && it >= 0 && it < (int)c.nt) expand_internal(S, hR, tR, hW, tW, k, j, q);
+    if (j <= te - 2 && it >= 0 && it < (int)c.nt) expand_internal<ROT>(S, hR, tR, hW, tW, k, j, q);
   } else {
     const int k = idx - nint;
     const int it = c.s - (TB - key_te(S.meta[k].d));
-    if (it >= 0 && it < (int)c.nt) path_update(S, hW, tW, k, c.t0 + (uint32_t)it, it == 0);
+    if (it >= 0 && it < (int)c.nt) path_update<ROT>(S, hW, tW, k, c.t0 + (uint32_t)it, it == 0);
   }
 }
 
 /* Leaf item idx (key idx / NLEAF_K) of step c.s for tile c.s - TB, which the
 ** caller checked is the block's; Z gets its proof products. */
+template <int ROT = PP_ROT>
 HD void step_leaf_item(const Sm &S, const Step &c, uint4 *mk, int idx, uint32_t Z[8]) {
   const uint4 *hR = S.heap + c.cur * S.kst * TILE;
   const uint8_t *tR = S.heap_t + c.cur * S.kst * TILE;
@@ -446,7 +456,7 @@ HD void step_leaf_item(const Sm &S, const Step &c, uint4 *mk, int idx, uint32_t 
   const int te = key_te(S.meta[k].d);
   if (q >= (1 << (te - 1))) return;
   uint4 mL, mR;
-  expand_leaves(S, hR, tR, mk, k, q, mL, mR);
+  expand_leaves<ROT>(S, hR, tR, mk, k, q, mL, mR);
   if (c.proof) {
     const unsigned long long p =
         ((unsigned long long)c.t0 + (unsigned long long)(c.s - TB)) * TILE + 2 * q;
@@ -481,6 +491,8 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
 /* The scan kernel                                                           */
 
 #define FLAG_NO_PROOF 1
+#define FLAG_TENSOR 2 /* tuning: this batch on the tensor-core scan */
+#define FLAG_LOP3 4   /* tuning: this batch on the LOP3 scan */
 
 #ifdef PP_SYNC_HANDOFF
 /* Sanitizer build only: both roles pass the mask handoff through this one
@@ -700,6 +712,22 @@ __global__ void gen_kernel(uint4 *__restrict__ out, unsigned long long nvec,
   }
 }
 
+#include "tensor_scan.cuh"
+
+typedef void (*mma_fn)(const uint4 *, const uint4 *, const uint32_t *, unsigned long long,
+                       uint32_t, int, int, int, uint32_t *, uint32_t *);
+typedef void (*exp_fn)(const pp_key *, int, int, unsigned long long, uint32_t, int, uint32_t *);
+/* expansion variants (ChaCha rotation pipe, threads); [0] is the default */
+static const struct {
+  exp_fn fn;
+  int rot, nt;
+} g_exp[] = {{expand_masks_kernel<0, 512>, 0, 512}, {expand_masks_kernel<1, 512>, 1, 512},
+             {expand_masks_kernel<2, 512>, 2, 512}, {expand_masks_kernel<0, 256>, 0, 256},
+             {expand_masks_kernel<1, 256>, 1, 256}, {expand_masks_kernel<2, 256>, 2, 256}};
+#define TS_NEXP ((int)(sizeof g_exp / sizeof g_exp[0]))
+static const mma_fn g_mma[TS_KT] = {mma_scan_kernel<1>, mma_scan_kernel<2>, mma_scan_kernel<3>,
+                                    mma_scan_kernel<4>, mma_scan_kernel<5>, mma_scan_kernel<6>};
+
 /* ------------------------------------------------------------------------ */
 /* Host side                                                                 */
 
@@ -749,6 +777,13 @@ static int g_nsm = 0;
 static int g_maxchunk = 0;
 static unsigned long long g_allocs = 0;
 static int g_tune_kchunk = 0, g_tune_flags = 0;
+/* Which scan kernel a batch uses (PAGEPIR_CUDA_KERNEL, read at init):
+** 0 auto (the tensor-core scan from g_tensor_min_keys keys on, when the
+** snapshot has its transposed copy), 1 always the LOP3 scan (no transposed
+** copy is made), 2 always the tensor-core scan. */
+static int g_kernel_mode = 0;
+static int g_tensor_min_keys = TS_MIN_KEYS_DEFAULT;
+static int g_ts_mranges = 1, g_ts_serial = 0, g_ts_eblocks = 1, g_ts_skip = 0, g_ts_evar = 0;
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...) {
   if (!err || !errlen) return;
@@ -857,6 +892,36 @@ static int init_locked(char *err, size_t errlen) {
     seterr(err, errlen, "%s", g_init_err);
     return 1;
   }
+  /* the tensor-core scan: its expansion kernel needs the larger shared memory */
+  e = cudaSuccess;
+  for (int i = 0; i < TS_NEXP && e == cudaSuccess; i++)
+    e = cudaFuncSetAttribute((const void *)g_exp[i].fn,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ts_expand_smem());
+  for (int i = 0; i < TS_KT && e == cudaSuccess; i++)
+    e = cudaFuncSetAttribute((const void *)g_mma[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)ts_mma_smem(i + 1));
+  /* the expansion of chunk c+1 and the MMA scan of chunk c share each SM:
+  ** ask for the largest shared-memory carveout so that both fit */
+  for (int i = 0; i < TS_NEXP && e == cudaSuccess; i++)
+    e = cudaFuncSetAttribute((const void *)g_exp[i].fn,
+                             cudaFuncAttributePreferredSharedMemoryCarveout,
+                             cudaSharedmemCarveoutMaxShared);
+  for (int i = 0; i < TS_KT && e == cudaSuccess; i++)
+    e = cudaFuncSetAttribute((const void *)g_mma[i], cudaFuncAttributePreferredSharedMemoryCarveout,
+                             cudaSharedmemCarveoutMaxShared);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    g_kernel_mode = 1; /* LOP3 only */
+  } else {
+    const char *km = getenv("PAGEPIR_CUDA_KERNEL");
+    g_kernel_mode = km && !strcmp(km, "lop3") ? 1 : km && !strcmp(km, "tensor") ? 2 : 0;
+  }
+  const char *mk = getenv("PAGEPIR_TENSOR_MIN_KEYS");
+  if (mk && atoi(mk) > 0) g_tensor_min_keys = atoi(mk);
+  const char *mr = getenv("PAGEPIR_TS_MRANGES"); /* tuning: MMA blocks per bit position */
+  if (mr && atoi(mr) > 0 && atoi(mr) <= 64) g_ts_mranges = atoi(mr);
+  const char *se = getenv("PAGEPIR_TS_SERIAL"); /* tuning: expansion and MMA on one stream */
+  g_ts_serial = se && atoi(se) > 0;
   g_init_state = 1;
   return 0;
 }
@@ -907,6 +972,22 @@ extern "C" void pp_cuda_set_tuning(int kchunk, int flags) {
   __atomic_store_n(&g_tune_flags, flags, __ATOMIC_RELAXED);
 }
 
+/* Tensor-core scan tuning (bench): MMA blocks per bit position, and 1 to run
+** the expansion and the MMA scan on one stream (no overlap). */
+extern "C" void pp_cuda_set_tensor_tuning(int mranges, int serial) {
+  if (mranges >= 1 && mranges <= 64) __atomic_store_n(&g_ts_mranges, mranges, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_ts_serial, serial ? 1 : 0, __ATOMIC_RELAXED);
+}
+/* ... expansion blocks per SM, and (measurement only: the answers are then
+** wrong) skip = 1 runs the expansion alone, 2 the MMA scan alone. */
+extern "C" void pp_cuda_set_tensor_tuning3(int evar) {
+  if (evar >= 0 && evar < TS_NEXP) __atomic_store_n(&g_ts_evar, evar, __ATOMIC_RELAXED);
+}
+extern "C" void pp_cuda_set_tensor_tuning2(int eblocks, int skip) {
+  if (eblocks >= 1 && eblocks <= 8) __atomic_store_n(&g_ts_eblocks, eblocks, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_ts_skip, skip, __ATOMIC_RELAXED);
+}
+
 /* ---------------------------- snapshots --------------------------------- */
 
 struct pp_cuda_snapshot {
@@ -914,6 +995,11 @@ struct pp_cuda_snapshot {
   uint32_t ntiles;
   uint4 *pages; /* ntiles * TILE pages, the tail past npages zero */
   uint4 *folds; /* ntiles * TILE folds */
+  /* the tensor-core scan's bit-transposed copy (tensor_scan.cuh), or NULL */
+  uint64_t ngroups; /* 256-page groups */
+  uint32_t *tdata;  /* ngroups x 1 MiB */
+  uint32_t *tfold;  /* ngroups x 4 KiB */
+  char layout[160]; /* what the device holds, for page_query_info */
 };
 
 static double now_us(void) {
@@ -974,7 +1060,69 @@ extern "C" void pp_cuda_snapshot_free(pp_cuda_snapshot *snap) {
   if (!snap) return;
   cudaFree(snap->pages);
   cudaFree(snap->folds);
+  if (snap->tdata) cudaFree(snap->tdata);
+  if (snap->tfold) cudaFree(snap->tfold);
   free(snap);
+}
+
+/* Transposes groups (a device list, or first..first+n-1) into the tensor
+** layout, on stream st. */
+static void launch_transpose(const pp_cuda_snapshot *s, const unsigned long long *dgroups,
+                             unsigned long long first, unsigned long long n, cudaStream_t st) {
+  if (!n) return;
+  unsigned long long blocks = (n * 8 + 7) / 8;
+  if (blocks > (unsigned long long)g_nsm * 16) blocks = (unsigned long long)g_nsm * 16;
+  transpose_groups_kernel<<<(unsigned)blocks, 256, 0, st>>>(
+      s->pages, s->folds, s->npages, dgroups, first, n, s->tdata, s->tfold);
+}
+
+/* Makes the bit-transposed copy for the tensor-core scan when it is wanted
+** and fits next to the plain one (with 1 GiB to spare for the scans'
+** buffers); otherwise the snapshot keeps the plain copy only and every
+** batch runs on the LOP3 scan. Folds must be computed. A failure here is
+** not an error: the snapshot just has no transposed copy. */
+static void snap_make_transposed(pp_cuda_snapshot *s, cudaStream_t st) {
+  const uint64_t ng = (s->npages + TS_GROUP - 1) / TS_GROUP;
+  const double plain_gib = ((double)s->ntiles * TILE * 4112.0) / 1073741824.0;
+  const double tr_gib = (double)ng * (1048576.0 + 4096.0) / 1073741824.0;
+  s->ngroups = ng;
+  if (g_kernel_mode == 1) {
+    snprintf(s->layout, sizeof s->layout,
+             "plain %.3f GiB (LOP3 scan only: PAGEPIR_CUDA_KERNEL=lop3)", plain_gib);
+    return;
+  }
+  size_t fr = 0, tot = 0;
+  if (cudaMemGetInfo(&fr, &tot) != cudaSuccess ||
+      (double)fr < (tr_gib + 1.0) * 1073741824.0 ||
+      dev_alloc((void **)&s->tdata, (size_t)ng * 1048576) != cudaSuccess ||
+      dev_alloc((void **)&s->tfold, (size_t)ng * 4096) != cudaSuccess) {
+    cudaGetLastError();
+    if (s->tdata) cudaFree(s->tdata);
+    s->tdata = NULL;
+    snprintf(s->layout, sizeof s->layout,
+             "plain %.3f GiB (no room for the %.3f GiB transposed copy: LOP3 scan only)",
+             plain_gib, tr_gib);
+    return;
+  }
+  launch_transpose(s, NULL, 0, ng, st);
+  if (cudaGetLastError() != cudaSuccess || cudaStreamSynchronize(st) != cudaSuccess) {
+    cudaGetLastError();
+    cudaFree(s->tdata);
+    cudaFree(s->tfold);
+    s->tdata = NULL;
+    s->tfold = NULL;
+    snprintf(s->layout, sizeof s->layout, "plain %.3f GiB (transposing failed: LOP3 scan only)",
+             plain_gib);
+    return;
+  }
+  snprintf(s->layout, sizeof s->layout,
+           "plain %.3f GiB + bit-transposed %.3f GiB (tensor-core scan from %d keys)", plain_gib,
+           tr_gib, g_kernel_mode == 2 ? 1 : g_tensor_min_keys);
+}
+
+extern "C" void pp_cuda_snapshot_describe(const pp_cuda_snapshot *s, char *buf, size_t len) {
+  if (!buf || !len) return;
+  snprintf(buf, len, "%s", s ? s->layout : "");
 }
 
 /* Staging for uploads: NB pinned buffers, reused across uploads. */
@@ -1089,6 +1237,7 @@ extern "C" int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
       if (ck(cudaStreamSynchronize(g_stage_st[i]), rc ? NULL : err, errlen,
              "the snapshot upload"))
         rc = 1;
+    if (!rc) snap_make_transposed(s, g_stage_st[0]);
   }
   pthread_mutex_unlock(&g_stage_mu);
   if (rc) {
@@ -1170,6 +1319,39 @@ extern "C" int pp_cuda_snapshot_update(pp_cuda_snapshot *snap, const uint8_t *ho
     scatter_pages_kernel<<<(m + 7) / 8, 256, 0, st>>>(dsrc, didx, m, snap->pages, snap->folds);
     rc = ck(cudaGetLastError(), err, errlen, "launching the page scatter");
   }
+  /* the transposed copy: re-transpose only the 256-page groups that changed,
+  ** from the updated plain pages and folds (same stream, so after them) */
+  if (!rc && snap->tdata) {
+    int ng = 0;
+    for (int i = 0; i < n; i++) {
+      const unsigned long long G = (unsigned long long)pages[i] / TS_GROUP;
+      if (ng == 0 || hidx[ng - 1] != G) {
+        if (ng == (int)per) { /* the list is full: transpose what it has */
+          rc = ck(cudaStreamSynchronize(st), err, errlen, "waiting for the previous groups") ||
+               ck(cudaMemcpyAsync(didx, hidx, sizeof *hidx * ng, cudaMemcpyHostToDevice, st),
+                  err, errlen, "cudaMemcpyAsync of group numbers");
+          if (rc) break;
+          launch_transpose(snap, didx, 0, (unsigned long long)ng, st);
+          rc = ck(cudaGetLastError(), err, errlen, "launching the group transpose");
+          if (rc) break;
+          rc = ck(cudaStreamSynchronize(st), err, errlen, "transposing changed groups");
+          if (rc) break;
+          ng = 0;
+        }
+        hidx[ng++] = G;
+      }
+    }
+    /* pages arrive sorted or not: duplicates only cost a repeated transpose */
+    if (!rc && ng) {
+      rc = ck(cudaStreamSynchronize(st), err, errlen, "waiting for the page scatter") ||
+           ck(cudaMemcpyAsync(didx, hidx, sizeof *hidx * ng, cudaMemcpyHostToDevice, st), err,
+              errlen, "cudaMemcpyAsync of group numbers");
+      if (!rc) {
+        launch_transpose(snap, didx, 0, (unsigned long long)ng, st);
+        rc = ck(cudaGetLastError(), err, errlen, "launching the group transpose");
+      }
+    }
+  }
   if (ck(cudaStreamSynchronize(st), rc ? NULL : err, errlen, "the page update")) rc = 1;
   pthread_mutex_unlock(&g_stage_mu);
   cudaFree(dsrc);
@@ -1196,6 +1378,7 @@ extern "C" int pp_cuda_snapshot_synthetic(uint64_t npages, uint64_t seed,
     rc = ck(cudaGetLastError(), err, errlen, "launching the fold kernel");
   }
   if (!rc) rc = ck(cudaDeviceSynchronize(), err, errlen, "generating the snapshot");
+  if (!rc) snap_make_transposed(s, 0);
   if (rc) {
     pp_cuda_snapshot_free(s);
     return 1;
@@ -1219,6 +1402,12 @@ struct Ws {
   pp_key *d_keys, *h_keys;
   uint32_t *d_ans, *h_ans;     /* cap * 1024 words */
   uint32_t *d_proof, *h_proof; /* cap * 8 words */
+  /* the tensor-core scan: a second stream, its events, two mask buffers */
+  cudaStream_t st2;
+  cudaEvent_t evE[2], evM[2];
+  int ts_ready;
+  uint32_t *d_maskT; /* 2 x ts_bytes */
+  size_t ts_bytes;
 };
 
 static Ws *g_ws_free = NULL;
@@ -1256,6 +1445,35 @@ static int ws_grow(Ws *w, int nkeys, char *err, size_t errlen) {
     return 1;
   }
   w->cap = cap;
+  return 0;
+}
+
+/* Streams, events and mask buffers of the tensor-core scan (once a
+** workspace; the buffers grow only). */
+static int ws_tensor_ready(Ws *w, size_t bytes, char *err, size_t errlen) {
+  if (!w->ts_ready) {
+    if (ck(cudaStreamCreateWithFlags(&w->st2, cudaStreamNonBlocking), err, errlen,
+           "cudaStreamCreate"))
+      return 1;
+    for (int i = 0; i < 2; i++)
+      if (ck(cudaEventCreateWithFlags(&w->evE[i], cudaEventDisableTiming), err, errlen,
+             "cudaEventCreate") ||
+          ck(cudaEventCreateWithFlags(&w->evM[i], cudaEventDisableTiming), err, errlen,
+             "cudaEventCreate"))
+        return 1; /* the stream and events made so far stay for the next try */
+    w->ts_ready = 1;
+  }
+  if (w->ts_bytes >= bytes) return 0;
+  if (w->d_maskT) cudaFree(w->d_maskT);
+  w->d_maskT = NULL;
+  w->ts_bytes = 0;
+  if (ck(dev_alloc((void **)&w->d_maskT, 2 * bytes), err, errlen,
+         "cudaMalloc for the tensor scan's masks") ||
+      /* key slots past a pass's last key are never written: zero them once */
+      ck(cudaMemsetAsync(w->d_maskT, 0, 2 * bytes, w->st), err, errlen,
+         "cudaMemsetAsync of the mask buffers"))
+    return 1;
+  w->ts_bytes = bytes;
   return 0;
 }
 
@@ -1313,10 +1531,79 @@ static void ws_release(Ws *w) {
 
 /* ------------------------------- scan ----------------------------------- */
 
+
+/* Mask buffer bytes for a chunk: at most TS_MASK_BYTES, at least one group. */
+#define TS_MASK_BYTES (512ull << 20)
+static uint64_t ts_chunk_groups(const pp_cuda_snapshot *snap) {
+  const uint64_t per = (uint64_t)TS_KPASS * 4096; /* maskT bytes a group at a full pass */
+  uint64_t g = TS_MASK_BYTES / per;
+  if (g > snap->ngroups) g = snap->ngroups;
+  return g < 1 ? 1 : g;
+}
+
+/* Queues the tensor-core scan of nkeys keys (already on the device) on w->st
+** and w->st2; the answers and unreduced proofs are cleared. Ends with w->st
+** after every kernel. */
+static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size_t errlen) {
+  const uint64_t cg = ts_chunk_groups(snap);
+  const int serial = __atomic_load_n(&g_ts_serial, __ATOMIC_RELAXED);
+  cudaStream_t sE = w->st, sM = serial ? w->st : w->st2;
+  /* the MMA stream starts after the keys and the cleared outputs */
+  if (!serial && (ck(cudaEventRecord(w->evM[0], w->st), err, errlen, "cudaEventRecord") ||
+                  ck(cudaStreamWaitEvent(sM, w->evM[0], 0), err, errlen, "cudaStreamWaitEvent")))
+    return 1;
+  const int mranges = __atomic_load_n(&g_ts_mranges, __ATOMIC_RELAXED);
+  uint64_t ci = 0; /* chunks queued, all passes */
+  for (int k0 = 0; k0 < nkeys; k0 += TS_KPASS) {
+    const int kpass = nkeys - k0 < TS_KPASS ? nkeys - k0 : TS_KPASS;
+    const int nkt = (kpass + 7) / 8, kp = 8 * nkt;
+    const int nkc = (kpass + TS_EK - 1) / TS_EK;
+    for (uint64_t g0 = 0; g0 < snap->ngroups; g0 += cg, ci++) {
+      const uint32_t ngr = (uint32_t)(snap->ngroups - g0 < cg ? snap->ngroups - g0 : cg);
+      const int buf = (int)(ci & 1);
+      uint32_t *mt = w->d_maskT + (size_t)buf * (w->ts_bytes / 4);
+      /* the buffer's previous chunk must be through its MMA scan */
+      if (!serial && ci >= 2 &&
+          ck(cudaStreamWaitEvent(sE, w->evM[buf], 0), err, errlen, "cudaStreamWaitEvent"))
+        return 1;
+      int er = g_nsm * __atomic_load_n(&g_ts_eblocks, __ATOMIC_RELAXED) / nkc;
+      if (er < 1) er = 1;
+      if ((uint32_t)er > ngr) er = (int)ngr;
+      const int skip = __atomic_load_n(&g_ts_skip, __ATOMIC_RELAXED);
+      if (skip != 2) {
+        const int ev = __atomic_load_n(&g_ts_evar, __ATOMIC_RELAXED);
+        g_exp[ev].fn<<<(unsigned)(er * nkc), g_exp[ev].nt, ts_expand_smem(), sE>>>(
+            w->d_keys + k0, kpass, kp, g0, ngr, er, mt);
+        if (ck(cudaGetLastError(), err, errlen, "launching the mask expansion")) return 1;
+      }
+      if (!serial && (ck(cudaEventRecord(w->evE[buf], sE), err, errlen, "cudaEventRecord") ||
+                      ck(cudaStreamWaitEvent(sM, w->evE[buf], 0), err, errlen,
+                         "cudaStreamWaitEvent")))
+        return 1;
+      int mr = mranges;
+      if ((uint32_t)mr > ngr) mr = (int)ngr;
+      if (skip != 1) g_mma[nkt - 1]<<<(unsigned)(128 * mr), TS_MW * 32, ts_mma_smem(nkt), sM>>>(
+          (const uint4 *)snap->tdata, (const uint4 *)snap->tfold, mt, g0, ngr, kp, kpass, mr,
+          w->d_ans + (size_t)k0 * 1024, w->d_proof + (size_t)k0 * 8);
+      if (ck(cudaGetLastError(), err, errlen, "launching the tensor-core scan")) return 1;
+      if (!serial && ck(cudaEventRecord(w->evM[buf], sM), err, errlen, "cudaEventRecord"))
+        return 1;
+    }
+  }
+  /* w->st continues after the last MMA scan */
+  if (!serial && ck(cudaStreamWaitEvent(w->st, w->evM[(ci - 1) & 1], 0), err, errlen,
+                    "cudaStreamWaitEvent"))
+    return 1;
+  return 0;
+}
+
 extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkeys,
                             uint8_t *answers, uint8_t *proofs, pp_cuda_timings *t, char *err,
                             size_t errlen) {
-  if (t) t->h2d_us = t->kernel_us = t->d2h_us = 0;
+  if (t) {
+    t->h2d_us = t->kernel_us = t->d2h_us = 0;
+    t->tensor = 0;
+  }
   if (!snap || (nkeys > 0 && (!keys || !answers || !proofs))) {
     seterr(err, errlen, "pp_cuda_scan: null argument");
     return 1;
@@ -1371,6 +1658,12 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
     return 1;
   }
 
+  /* the scan kernel: the tensor-core one for large batches (and when forced) */
+  const int mode = (flags & FLAG_TENSOR) ? 2 : (flags & FLAG_LOP3) ? 1 : g_kernel_mode;
+  int use_tensor = snap->tdata != NULL && !(flags & FLAG_NO_PROOF) &&
+                         (mode == 2 || (mode == 0 && nkeys >= g_tensor_min_keys));
+  if (t) t->tensor = use_tensor;
+
   Ws *w = ws_acquire(nkeys, err, errlen);
   if (!w) return 1;
   int rc = 0;
@@ -1384,7 +1677,16 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
                           cudaMemcpyHostToDevice, w->st),
           err, errlen, "copying the keys to the device") ||
        ck(cudaEventRecord(w->ev[1], w->st), err, errlen, "cudaEventRecord");
-  if (!rc) {
+  /* the tensor scan's mask buffers; without room for them the batch runs
+  ** on the LOP3 scan (same answers) rather than fail */
+  if (use_tensor && ws_tensor_ready(w, (size_t)ts_chunk_groups(snap) * TS_KPASS * 4096, NULL, 0)) {
+    cudaGetLastError();
+    use_tensor = 0;
+    if (t) t->tensor = 0;
+  }
+  if (!rc && use_tensor) {
+    rc = tensor_scan(snap, w, nkeys, err, errlen);
+  } else if (!rc) {
     v->fn<<<(unsigned)grid, NT, v->smem, w->st>>>(snap->pages, snap->folds,
                                                   (unsigned long long)snap->npages, snap->ntiles,
                                                   w->d_keys, nkeys, kchunk, nchunks, (int)nr,

@@ -22,6 +22,7 @@ typedef struct pp_cuda_timings {
   double h2d_us;    /* keys host -> device, CUDA events */
   double kernel_us; /* all kernels of the batch, CUDA events */
   double d2h_us;    /* answers and proofs device -> host, CUDA events */
+  int tensor;       /* 1: the batch ran on the tensor-core scan */
 } pp_cuda_timings;
 
 /* 1 if CUDA support was compiled in. */
@@ -53,6 +54,10 @@ int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkeys,
 /* Device and pinned allocations made so far (the pool's misses): constant
 ** on the steady-state query path. */
 uint64_t pp_cuda_alloc_count(void);
+
+/* What the device holds for this snapshot: the plain copy, and the
+** bit-transposed copy of the tensor-core scan or why there is none. */
+void pp_cuda_snapshot_describe(const pp_cuda_snapshot *snap, char *buf, size_t len);
 
 /* A short description of the device ("NVIDIA H100 80GB HBM3, sm_90"). */
 void pp_cuda_device_name(char *buf, size_t len);

@@ -59,6 +59,11 @@ uint64_t pp_cuda_alloc_count(void) { return 0; }
 
 void pp_cuda_device_name(char *buf, size_t len) { say(buf, len); }
 
+void pp_cuda_snapshot_describe(const pp_cuda_snapshot *snap, char *buf, size_t len) {
+  (void)snap;
+  say(buf, len);
+}
+
 /* test hooks of cuda_backend.cu */
 int pp_cuda_tile_pages(void);
 void pp_cuda_set_tuning(int kchunk, int flags);

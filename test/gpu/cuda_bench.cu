@@ -37,6 +37,9 @@ int pp_cuda_snapshot_synthetic(uint64_t npages, uint64_t seed, pp_cuda_snapshot 
                                double *gen_us, char *err, size_t errlen);
 const void *pp_cuda_snapshot_device_pages(const pp_cuda_snapshot *s);
 void pp_cuda_set_tuning(int kchunk, int flags);
+void pp_cuda_set_tensor_tuning(int mranges, int serial);
+void pp_cuda_set_tensor_tuning2(int eblocks, int skip);
+void pp_cuda_set_tensor_tuning3(int evar);
 }
 
 #define CK(x)                                                                      \
@@ -109,7 +112,11 @@ struct ScanResult {
   int nkeys, d, kchunk, flags;
   double med_ms, min_ms, wall_ms;
   int checked, ok;
+  int tensor;         /* the batch ran on the tensor-core scan */
+  const char *what;   /* variant label */
+  int same;           /* -1 not compared; answers and proofs equal the LOP3 scan's for the same keys */
 };
+static std::vector<uint8_t> g_last_ans, g_last_pr;
 
 static pp_cuda_snapshot *g_snap;
 static uint64_t g_npages, g_seed;
@@ -117,11 +124,13 @@ static uint64_t g_npages, g_seed;
 static ScanResult run_scan(int nkeys, int d, int reps, int kchunk, int flags) {
   ScanResult r;
   memset(&r, 0, sizeof r);
+  r.same = -1;
   r.nkeys = nkeys;
   r.d = d;
   r.kchunk = kchunk;
   r.flags = flags;
   std::vector<pp_key> keys(nkeys);
+  g_rng = 0x9e3779b97f4a7c15ull * (uint64_t)(nkeys * 64 + d) + 1; /* same keys per (nkeys, d) */
   uint64_t target = rnd() % g_npages;
   for (int i = 0; i < nkeys; i += 2) { /* keys 2i, 2i+1: a keygen pair */
     uint8_t s0[16], s1[16];
@@ -146,8 +155,11 @@ static ScanResult run_scan(int nkeys, int d, int reps, int kchunk, int flags) {
     if (rep == 0) continue; /* warm-up */
     ks.push_back(t.kernel_us / 1e3);
     ws.push_back((w1 - w0) / 1e3);
+    r.tensor = t.tensor;
   }
   pp_cuda_set_tuning(0, 0);
+  g_last_ans = ans;
+  g_last_pr = pr;
   r.med_ms = median(ks);
   r.min_ms = *std::min_element(ks.begin(), ks.end());
   r.wall_ms = median(ws);
@@ -187,7 +199,8 @@ static void *fill_worker(void *a_) {
 
 int main(int argc, char **argv) {
   double gib = 32, up_gib = 4;
-  int reps = 5, profile = 0, quick = 0;
+  int reps = 5, profile = 0, quick = 0, have_ks = 0;
+  std::vector<int> tensor_ks = {3, 12, 48, 96, 192, 384}, ks_arg;
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--quick")) quick = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -195,6 +208,25 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--gib")) gib = atof(argv[i + 1]);
     if (!strcmp(argv[i], "--upload-gib")) up_gib = atof(argv[i + 1]);
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    if (!strcmp(argv[i], "--tensor")) { /* comma-separated key counts; "none" skips */
+      tensor_ks.clear();
+      for (const char *p = argv[i + 1]; *p;) {
+        int v = atoi(p);
+        if (v > 0) tensor_ks.push_back(v);
+        while (*p && *p != ',') p++;
+        if (*p == ',') p++;
+      }
+    }
+    if (!strcmp(argv[i], "--ks")) { /* the default-kernel scan list */
+      ks_arg.clear();
+      have_ks = 1;
+      for (const char *p = argv[i + 1]; *p;) {
+        int v = atoi(p);
+        if (v > 0) ks_arg.push_back(v);
+        while (*p && *p != ',') p++;
+        if (*p == ',') p++;
+      }
+    }
   }
   g_rng ^= (uint64_t)time(NULL);
   char why[512], name[256];
@@ -265,6 +297,7 @@ int main(int argc, char **argv) {
   std::vector<ScanResult> res;
   std::vector<int> ks = {1, 2, 3, 6, 12, 24, 48};
   if (quick) ks = {3, 12, 48};
+  if (have_ks) ks = ks_arg;
   for (int k : ks) {
     res.push_back(run_scan(k, dmin, reps, 0, 0));
     const ScanResult &r = res.back();
@@ -292,6 +325,61 @@ int main(int argc, char **argv) {
            r.med_ms / read_ms,
            r.checked ? (r.ok ? ", pair check ok" : ", PAIR CHECK FAILED") : "");
     fflush(stdout);
+  }
+  /* ---- the tensor-core scan against the LOP3 scan, same keys (issue 8) ---- */
+  if (tensor_ks.size()) {
+    char lay[200];
+    pp_cuda_snapshot_describe(g_snap, lay, sizeof lay);
+    printf("device copy: %s\n", lay);
+  }
+  for (int k : tensor_ks) {
+    ScanResult a = run_scan(k, dmin, k >= 192 ? 3 : reps, 0, 4);
+    a.what = "lop3";
+    std::vector<uint8_t> la = g_last_ans, lp = g_last_pr;
+    printf("scan %3d keys lop3:   median %.3f ms = %.2fx read%s\n", k, a.med_ms, a.med_ms / read_ms,
+           a.checked ? (a.ok ? ", pair check ok" : ", PAIR CHECK FAILED") : "");
+    fflush(stdout);
+    res.push_back(a);
+    /* the default configuration for every K; tunings and the two halves
+    ** alone (skip: answers then wrong, not compared) at a few */
+    struct {
+      int mr, serial, eb, skip, ev;
+      const char *what;
+      int all;
+    } tv[] = {{1, 0, 1, 0, 0, "tensor", 1},
+              {2, 0, 1, 0, 0, "tensor mr2", 0},
+              {1, 1, 1, 0, 0, "tensor serial", 0},
+              {1, 0, 1, 0, 2, "tensor rot2", 0},
+              {1, 0, 1, 1, 0, "expand only", 0},
+              {1, 0, 1, 1, 1, "expand only rot1", 0},
+              {1, 0, 1, 1, 2, "expand only rot2", 0},
+              {1, 0, 1, 1, 3, "expand only 256t", 0},
+              {1, 0, 1, 1, 5, "expand only 256t rot2", 0},
+              {1, 0, 1, 2, 0, "mma only", 0},
+              {2, 0, 1, 2, 0, "mma only mr2", 0}};
+    for (auto &v : tv) {
+      if (!v.all && k != 12 && k != 48 && k != 192) continue;
+      if (!v.all && k != 48 && (v.skip == 0 || v.ev != 0)) continue;
+      pp_cuda_set_tensor_tuning(v.mr, v.serial);
+      pp_cuda_set_tensor_tuning2(v.eb, v.skip);
+      pp_cuda_set_tensor_tuning3(v.ev);
+      ScanResult b = run_scan(k, dmin, k >= 192 ? 3 : reps, 0, 2);
+      pp_cuda_set_tensor_tuning(1, 0);
+      pp_cuda_set_tensor_tuning2(1, 0);
+      pp_cuda_set_tensor_tuning3(0);
+      b.what = v.what;
+      if (v.skip) {
+        b.checked = 0;
+      } else {
+        b.same = g_last_ans == la && g_last_pr == lp;
+      }
+      printf("scan %3d keys %s: median %.3f ms = %.2fx read, %.2fx lop3%s%s%s\n", k, v.what,
+             b.med_ms, b.med_ms / read_ms, b.med_ms / a.med_ms, b.tensor ? "" : " (NOT TENSOR)",
+             b.checked ? (b.ok ? ", pair check ok" : ", PAIR CHECK FAILED") : "",
+             b.same < 0 ? "" : b.same ? ", == lop3" : ", DIFFERS FROM LOP3");
+      fflush(stdout);
+      res.push_back(b);
+    }
   }
   pp_cuda_snapshot_free(g_snap);
 
@@ -364,10 +452,12 @@ int main(int argc, char **argv) {
   printf("%-6s %-4s %-22s %10s %8s %s\n", "keys", "d", "variant", "kernel_ms", "x_read", "check");
   for (auto &r : res) {
     char v[64];
-    snprintf(v, sizeof v, "%s%s", r.flags & 1 ? "no-proof " : "",
-             r.kchunk ? (r.kchunk == 16 ? "16/block" : "12/block") : "default");
-    printf("%-6d %-4d %-22s %10.3f %8.2f %s\n", r.nkeys, r.d, v, r.med_ms, r.med_ms / read_ms,
-           r.checked ? (r.ok ? "ok" : "FAILED") : "-");
+    snprintf(v, sizeof v, "%s%s%s", r.flags & 1 ? "no-proof " : "",
+             r.what ? r.what : r.kchunk ? (r.kchunk == 16 ? "16/block" : "12/block") : "default",
+             !r.what && r.tensor ? " (tensor)" : "");
+    printf("%-6d %-4d %-22s %10.3f %8.2f %s%s\n", r.nkeys, r.d, v, r.med_ms, r.med_ms / read_ms,
+           r.checked ? (r.ok ? "ok" : "FAILED") : "-",
+           r.same < 0 ? "" : r.same ? " ==lop3" : " DIFFERS");
   }
   printf("upload %.2f GiB from a host buffer: %.2f GB/s (2nd: %.2f GB/s; first small upload with "
          "staging setup %.1f ms); content check %s\n",

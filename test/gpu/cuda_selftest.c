@@ -391,6 +391,27 @@ static int gpu_case(const snap_t *s, pp_cuda_snapshot *ds, const pp_key *keys, i
     }
     check(badk == 0, "%s: %d of %d answers differ (first key %d, d=%d)", what, badk, nkeys,
           first, first >= 0 ? keys[first].domain_bits : 0);
+    if (first >= 0) { /* which bits: vector v = byte/16, mask bit b = 8*(byte%16) + bit */
+      const uint8_t *g = ans + (size_t)first * 4096, *r = ra + (size_t)first * 4096;
+      int nbits = 0, shown = 0, gz = 1;
+      for (int i = 0; i < 4096; i++) {
+        if (g[i]) gz = 0;
+        for (int bit = 0; bit < 8; bit++)
+          if (((g[i] ^ r[i]) >> bit) & 1) {
+            nbits++;
+            if (shown++ < 6)
+              printf("  key %d: v=%d b=%d got %d want %d\n", first, i / 16, 8 * (i % 16) + bit,
+                     (g[i] >> bit) & 1, (r[i] >> bit) & 1);
+          }
+      }
+      printf("  key %d: %d of 32768 bits differ%s\n", first, nbits, gz ? " (answer all zero)" : "");
+    }
+    {
+      const char *km = getenv("PAGEPIR_CUDA_KERNEL");
+      if (km && !strcmp(km, "tensor"))
+        check(t.tensor == 1, "%s: PAGEPIR_CUDA_KERNEL=tensor but the batch ran on the LOP3 scan",
+              what);
+    }
     check(badp == 0, "%s: %d of %d proofs differ", what, badp, nkeys);
     check(t.kernel_us > 0 && t.h2d_us >= 0 && t.d2h_us >= 0,
           "%s: timings not filled (%.1f %.1f %.1f)", what, t.h2d_us, t.kernel_us, t.d2h_us);
