@@ -43,6 +43,7 @@ typedef struct worker {
   long nlat, cap;
   long failures;
   uint64_t scans_led, batches;
+  double t_end; /* when its last query completed (now_us) */
   char err[256];
 } worker;
 
@@ -126,6 +127,7 @@ static void *work(void *arg) {
       w->cap = nc;
     }
     w->lat[w->nlat++] = us;
+    w->t_end = now_us();
   }
   if (sqlite3_step(met) == SQLITE_ROW) {
     w->scans_led = (uint64_t)sqlite3_column_int64(met, 0);
@@ -183,9 +185,16 @@ int coalesce_run(const coalesce_cfg *cfg, int nthreads, int coalesce, coalesce_r
   usleep((useconds_t)(cfg->seconds * 1e6));
   atomic_store(&stop, 1);
   for (int i = 0; i < nthreads; i++) pthread_join(tids[i], NULL);
-  double secs = (now_us() - t0) / 1e6;
+  /* the window ends with the last query that completed, not with the
+  ** threads' teardown (closing the last connection frees the device copy) */
+  double t_end = t0;
   long n = 0;
-  for (int i = 0; i < nthreads; i++) n += ws[i].nlat;
+  for (int i = 0; i < nthreads; i++) {
+    n += ws[i].nlat;
+    if (ws[i].t_end > t_end) t_end = ws[i].t_end;
+  }
+  double secs = (t_end - t0) / 1e6;
+  if (secs <= 0) secs = cfg->seconds;
   double *all = malloc((size_t)(n ? n : 1) * sizeof *all);
   long k = 0;
   for (int i = 0; i < nthreads; i++) {
