@@ -57,7 +57,14 @@ int pp_table_choose_backend(pp_table *t, char *err, size_t errlen) {
   char why[200] = "";
   uint64_t bytes = t->snap->npages * PP_PAGE_SIZE;
   int want_cuda = strcmp(t->opt.backend, "cpu") != 0;
-  if (want_cuda && pp_cuda_probe(bytes, why, sizeof why)) {
+  /* Room is needed only for a new upload: a copy already on the device is
+  ** shared (with its bit-transposed half it takes twice the file's size, so
+  ** asking for the file's size again would send later tables to the CPU). */
+  uint64_t need = bytes;
+  pthread_mutex_lock(&t->snap->attach_mu);
+  if (t->snap->cuda) need = 0;
+  pthread_mutex_unlock(&t->snap->attach_mu);
+  if (want_cuda && pp_cuda_probe(need, why, sizeof why)) {
     double upload_us = -1;
     t->backend = pp_backend_cuda_new(t->snap, why, sizeof why, &upload_us);
     if (t->backend) {
