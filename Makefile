@@ -134,11 +134,14 @@ test: check-test-deps all $(B)/mksnap $(UNIT_PROGS:%=$(B)/test/%) fuzz asan-buil
 # On a GPU host: the whole suite with backend='cuda' (test/gpu.test compares
 # GPU and CPU answers bit for bit and checks the allocation counter), then the
 # CUDA backend's own checks (gpu/selftest.sh: every page count and batch size,
-# compute-sanitizer).
+# compute-sanitizer); then the same with every batch on the tensor-core scan
+# (PAGEPIR_CUDA_KERNEL=tensor; by default it takes only batches of 16 keys and up).
 test-gpu: check-deps all $(B)/mksnap $(UNIT_PROGS:%=$(B)/test/%)
 	@UNIT_PROGS="$(UNIT_PROGS)" PAGEPIR_BACKEND=cuda sh test/run_all.sh; a=$$?; \
 	 bash gpu/selftest.sh quick full sanitize; b=$$?; \
-	 [ $$a -eq 0 ] && [ $$b -eq 0 ]
+	 UNIT_PROGS="$(UNIT_PROGS)" PAGEPIR_BACKEND=cuda PAGEPIR_CUDA_KERNEL=tensor sh test/run_all.sh; c=$$?; \
+	 PAGEPIR_CUDA_KERNEL=tensor bash gpu/selftest.sh quick full sanitize; d=$$?; \
+	 [ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ] && [ $$d -eq 0 ]
 
 # Benchmarks (bench/README.md); bench/bench.mk builds the matrix driver.
 .PHONY: bench-gpu

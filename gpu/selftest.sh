@@ -22,7 +22,8 @@
 # Every scan in cuda_selftest runs under a watchdog (WATCHDOG seconds, default
 # 60): a scan that does not return prints "HUNG: <case>" and ends that step.
 # Environment: NVCC, CUDA_ARCH (default sm_90), NVCC_EXTRA (e.g. -DPP_NP=0), BUILD_DIR,
-# BENCH_ARGS, STEP_TIMEOUT (s), WATCHDOG (s).
+# BENCH_ARGS, STEP_TIMEOUT (s), WATCHDOG (s). PAGEPIR_CUDA_KERNEL=tensor puts every
+# batch on the tensor-core scan (the checks then also fail if one did not run there).
 set -u
 cd "$(dirname "$0")/.."
 modes=("$@")
