@@ -1458,15 +1458,24 @@ static int ws_grow(Ws *w, int nkeys, char *err, size_t errlen) {
 ** workspace; the buffers grow only). */
 static int ws_tensor_ready(Ws *w, size_t bytes, char *err, size_t errlen) {
   if (!w->ts_ready) {
-    if (ck(cudaStreamCreateWithFlags(&w->st2, cudaStreamNonBlocking), err, errlen,
-           "cudaStreamCreate"))
+    /* what a failed try made stays (non-NULL) and is not made again */
+    if (!w->st2 && ck(cudaStreamCreateWithFlags(&w->st2, cudaStreamNonBlocking), err, errlen,
+                      "cudaStreamCreate")) {
+      w->st2 = NULL;
       return 1;
-    for (int i = 0; i < 2; i++)
-      if (ck(cudaEventCreateWithFlags(&w->evE[i], cudaEventDisableTiming), err, errlen,
-             "cudaEventCreate") ||
-          ck(cudaEventCreateWithFlags(&w->evM[i], cudaEventDisableTiming), err, errlen,
-             "cudaEventCreate"))
-        return 1; /* the stream and events made so far stay for the next try */
+    }
+    for (int i = 0; i < 2; i++) {
+      if (!w->evE[i] && ck(cudaEventCreateWithFlags(&w->evE[i], cudaEventDisableTiming), err,
+                           errlen, "cudaEventCreate")) {
+        w->evE[i] = NULL;
+        return 1;
+      }
+      if (!w->evM[i] && ck(cudaEventCreateWithFlags(&w->evM[i], cudaEventDisableTiming), err,
+                           errlen, "cudaEventCreate")) {
+        w->evM[i] = NULL;
+        return 1;
+      }
+    }
     w->ts_ready = 1;
   }
   if (w->ts_bytes >= bytes) return 0;
