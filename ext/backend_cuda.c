@@ -35,7 +35,7 @@ static int injected(const char *step, char *err, size_t errlen) {
 static int cuda_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *answers,
                      uint8_t *proofs, pp_scan_timings *t, char *err, size_t errlen) {
   cuda_backend *be = (cuda_backend *)base;
-  pp_cuda_timings ct = {-1, -1, -1};
+  pp_cuda_timings ct = {-1, -1, -1, 0};
   if (injected("cuda_scan", err, errlen)) return 1;
   pthread_rwlock_rdlock(&be->snap->cuda_rw);
   int rc;
@@ -84,8 +84,12 @@ pp_backend *pp_backend_cuda_new(pp_snapshot *snap, char *err, size_t errlen, dou
       pthread_mutex_unlock(&snap->attach_mu);
       return NULL;
     }
+    /* published under the write lock too: readers (scans, page_query_info)
+    ** hold only cuda_rw (lock order: attach_mu, then cuda_rw) */
+    pthread_rwlock_wrlock(&snap->cuda_rw);
     snap->cuda = dev;
     snap->cuda_free = free_device_copy;
+    pthread_rwlock_unlock(&snap->cuda_rw);
   }
   pthread_mutex_unlock(&snap->attach_mu);
   pp_backend *be = wrap(snap);
@@ -112,8 +116,10 @@ pp_backend *pp_backend_cuda_new_epoch(pp_snapshot *old, pp_snapshot *snap, const
     pthread_mutex_unlock(&old->attach_mu);
     if (dev && nchanged >= 0 && !injected("cuda_upload", err, errlen) &&
         pp_cuda_snapshot_update(dev, snap->data, changed, nchanged, upload_us, err, errlen) == 0) {
+      pthread_rwlock_wrlock(&snap->cuda_rw);
       snap->cuda = dev;
       snap->cuda_free = free_device_copy;
+      pthread_rwlock_unlock(&snap->cuda_rw);
     } else if (dev) {
       pp_cuda_snapshot_free(dev); /* make room for a full upload */
     }

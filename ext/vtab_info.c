@@ -114,13 +114,15 @@ static int in_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, i
     r->cuda = !strcmp(be, "cuda");
     if (r->cuda && t->snap) {
       /* what the device holds (plain and bit-transposed copies). Never wait
-      ** here: a rotation moving the copy holds the write lock. */
-      char d[200] = "not on the device yet (uploaded by the first scan)";
+      ** here: a rotation taking the copy holds the write lock. No copy on
+      ** this epoch's entry means it moved on to a newer epoch (this
+      ** connection's scans of the old one run on the CPU). */
+      char d[200] = "none: the copy moved on to a newer epoch (scans of this one run on the CPU)";
       if (pthread_rwlock_tryrdlock(&t->snap->cuda_rw) == 0) {
         if (t->snap->cuda) pp_cuda_snapshot_describe(t->snap->cuda, d, sizeof d);
         pthread_rwlock_unlock(&t->snap->cuda_rw);
       } else {
-        snprintf(d, sizeof d, "being updated");
+        snprintf(d, sizeof d, "being moved to a newer epoch");
       }
       r->device_copy = sqlite3_mprintf("%s", d);
       if (!r->device_copy) rc = SQLITE_NOMEM;

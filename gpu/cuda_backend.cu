@@ -354,6 +354,10 @@ HD void path_update(const Sm &S, uint4 *hW, uint8_t *tW, int k, uint32_t T, bool
       int h = 31;
       while (!((x >> h) & 1u)) h--;
       start = D - 1 - h;
+      /* T >= 2^D: a tile past the key's domain (the tensor scan expands
+      ** whole 256-page groups; those pages are past the snapshot's end and
+      ** contribute nothing). Walk from the root instead of before it. */
+      if (start < 0) start = 0;
     }
     node = S.stack[k * STK + start];
     tb = (uint32_t)(bits >> start) & 1u;
@@ -927,7 +931,7 @@ static int init_locked(char *err, size_t errlen) {
   const char *mr = getenv("PAGEPIR_TS_MRANGES"); /* tuning: MMA blocks per bit position */
   if (mr && atoi(mr) > 0 && atoi(mr) <= 64) g_ts_mranges = atoi(mr);
   const char *se = getenv("PAGEPIR_TS_SERIAL"); /* tuning: expansion and MMA on one stream */
-  g_ts_serial = se && atoi(se) > 0;
+  if (se) g_ts_serial = atoi(se) > 0;
   g_init_state = 1;
   return 0;
 }
@@ -1484,7 +1488,8 @@ static int ws_tensor_ready(Ws *w, size_t bytes, char *err, size_t errlen) {
   w->ts_bytes = 0;
   if (ck(dev_alloc((void **)&w->d_maskT, 2 * bytes), err, errlen,
          "cudaMalloc for the tensor scan's masks") ||
-      /* key slots past a pass's last key are never written: zero them once */
+      /* tidiness only (compute-sanitizer's initcheck): key slots past a pass's
+      ** last key hold stale or no masks, and their MMA columns are dropped */
       ck(cudaMemsetAsync(w->d_maskT, 0, 2 * bytes, w->st), err, errlen,
          "cudaMemsetAsync of the mask buffers"))
     return 1;
@@ -1718,8 +1723,14 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
             err, errlen, "copying the proofs to the host") ||
          ck(cudaEventRecord(w->ev[3], w->st), err, errlen, "cudaEventRecord");
   {
-    /* always drain the stream before the workspace goes back to the pool */
+    /* always drain the streams before the workspace goes back to the pool:
+    ** after an error in the middle of a tensor scan, MMA kernels queued on
+    ** the second stream may still run and write this workspace's buffers */
     cudaError_t e = cudaStreamSynchronize(w->st);
+    if (w->st2) {
+      cudaError_t e2 = cudaStreamSynchronize(w->st2);
+      if (e == cudaSuccess) e = e2;
+    }
     if (!rc) rc = ck(e, err, errlen, "the scan kernel");
   }
   if (!rc && t) {
