@@ -96,7 +96,7 @@ $(B)/test/test_scheduler: test/unit/test_scheduler.c libpagepir.a | $(B)/test
 	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 
 # Every other C test program: one file linked with libpagepir.a.
-$(B)/test/test_%: test/unit/test_%.c libpagepir.a | $(B)/test
+$(B)/test/test_%: test/unit/test_%.c test/unit/sql_checks.h libpagepir.a | $(B)/test
 	$(CC) $(CFLAGS) $< -o $@ libpagepir.a $(SQLITE_LIBS) $(GPU_LIBS) $(LDLIBS)
 # The C test programs run_all.sh runs (test_primitives first).
 UNIT_PROGS := test_primitives $(filter-out test_primitives,$(sort \

@@ -52,5 +52,5 @@ $(ASAN_B)/libpagepir.a: $(ASAN_A_OBJ) $(ASAN_STUB_OBJ)
 # other unit test against the static library.
 $(ASAN_B)/test/test_primitives: test/unit/test_primitives.c $(ASAN_UNIT_OBJ) $(ASAN_STUB_OBJ) | $(ASAN_B)/test
 	$(ASAN_CC) $(CFLAGS) $(ASAN_FLAGS) -DSQLITE_CORE $^ -o $@ $(SQLITE_LIBS) $(LDLIBS)
-$(ASAN_B)/test/test_%: test/unit/test_%.c $(ASAN_B)/libpagepir.a | $(ASAN_B)/test
+$(ASAN_B)/test/test_%: test/unit/test_%.c test/unit/sql_checks.h $(ASAN_B)/libpagepir.a | $(ASAN_B)/test
 	$(ASAN_CC) $(CFLAGS) $(ASAN_FLAGS) $< -o $@ $(ASAN_B)/libpagepir.a $(SQLITE_LIBS) $(LDLIBS)

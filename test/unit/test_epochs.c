@@ -253,20 +253,7 @@ static const char *backend_opt(void) {
   return b && *b ? b : "cpu";
 }
 
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-  CHECK(rc == SQLITE_OK, "prepare \"%s\": %s", sql, sqlite3_errmsg(db));
-  return rc == SQLITE_OK ? st : NULL;
-}
-
-static int exec_ok(sqlite3 *db, const char *sql) {
-  char *err = NULL;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-  CHECK(rc == SQLITE_OK, "%s: %s", sql, err ? err : sqlite3_errstr(rc));
-  sqlite3_free(err);
-  return rc == SQLITE_OK;
-}
+#include "sql_checks.h"
 
 static sqlite3 *open_db(const char *name) {
   char path[PATH_MAX + 32];
@@ -974,6 +961,17 @@ static void lagging_reader(const char *dbname, int k, int lag, int must_work, ui
 ** another connection commits a rotation to the same epoch number: the first
 ** connection must read the committed epoch, not the file of the rolled-back
 ** one (which had the same name). */
+
+/* UPDATE page p to content version `version` (its bytes also left in page). */
+static void write_version(sqlite3 *db, uint64_t p, uint64_t version, uint8_t *page, const char *label) {
+  sqlite3_stmt *u = prep(db, "UPDATE t SET data = ?1 WHERE pageno = ?2");
+  make_page(p, version, 1, page);
+  sqlite3_bind_blob(u, 1, page, PAGE, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(u, 2, (sqlite3_int64)p);
+  CHECK(u && sqlite3_step(u) == SQLITE_DONE, "%s: write: %s", label, sqlite3_errmsg(db));
+  sqlite3_finalize(u);
+}
+
 static void rolled_back_rotation(void) {
   const char *label = "rolled-back rotation";
   sqlite3 *db = open_db("r.db");
@@ -988,12 +986,7 @@ static void rolled_back_rotation(void) {
   uint8_t page[PAGE];
   /* a: write version 1000, rotate, read the new epoch inside, roll back */
   exec_ok(a, "BEGIN");
-  sqlite3_stmt *u = prep(a, "UPDATE t SET data = ?1 WHERE pageno = ?2");
-  make_page(p, 1000, 1, page);
-  sqlite3_bind_blob(u, 1, page, PAGE, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(u, 2, (sqlite3_int64)p);
-  CHECK(u && sqlite3_step(u) == SQLITE_DONE, "%s: write: %s", label, sqlite3_errmsg(a));
-  sqlite3_finalize(u);
+  write_version(a, p, 1000, page, label);
   exec_ok(a, "INSERT INTO t(t) VALUES ('rotate')");
   private_row dr, pr;
   char err[600];
@@ -1003,12 +996,7 @@ static void rolled_back_rotation(void) {
         "%s: inside the rotating transaction: epoch %lld, %s", label, (long long)dr.epoch, st == ST_OK ? "" : err);
   exec_ok(a, "ROLLBACK");
   /* b: write version 2000, rotate (epoch 1 again, another file) */
-  u = prep(b, "UPDATE t SET data = ?1 WHERE pageno = ?2");
-  make_page(p, 2000, 1, page);
-  sqlite3_bind_blob(u, 1, page, PAGE, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(u, 2, (sqlite3_int64)p);
-  CHECK(u && sqlite3_step(u) == SQLITE_DONE, "%s: write: %s", label, sqlite3_errmsg(b));
-  sqlite3_finalize(u);
+  write_version(b, p, 2000, page, label);
   exec_ok(b, "INSERT INTO t(t) VALUES ('rotate')");
   CHECK(scalar(b, "SELECT epoch FROM t_epoch") == 1, "%s: b's rotation is epoch 1", label);
   /* a reads epoch 1: it must be b's */

@@ -277,20 +277,7 @@ static void write_snapshot(const char *path, uint64_t npages) {
   }
 }
 
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-  CHECK(rc == SQLITE_OK, "prepare \"%s\": %s", sql, sqlite3_errmsg(db));
-  return rc == SQLITE_OK ? st : NULL;
-}
-
-static int exec_check(sqlite3 *db, const char *sql) {
-  char *err = NULL;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-  CHECK(rc == SQLITE_OK, "%s: %s", sql, err ? err : sqlite3_errstr(rc));
-  sqlite3_free(err);
-  return rc == SQLITE_OK;
-}
+#include "sql_checks.h"
 
 static void scenario_setup(scenario *s, const char *root, const char *name, uint64_t npages, int wal,
                            int max_sleep_ms) {
@@ -310,14 +297,14 @@ static void scenario_setup(scenario *s, const char *root, const char *name, uint
   write_snapshot(s->snap, npages);
   sqlite3 *db;
   CHECK(sqlite3_open(s->db, &db) == SQLITE_OK, "open %s", s->db);
-  if (wal) exec_check(db, "PRAGMA journal_mode=WAL");
+  if (wal) exec_ok(db, "PRAGMA journal_mode=WAL");
   const char *backend = getenv("PAGEPIR_BACKEND") ? getenv("PAGEPIR_BACKEND") : "cpu";
   char *sql = sqlite3_mprintf(
       "CREATE VIRTUAL TABLE t USING page_query(file='snap.bin', backend=%Q);"
       "CREATE TABLE model(pageno INTEGER PRIMARY KEY, seq INTEGER NOT NULL);"
       "CREATE TABLE meta(seq INTEGER NOT NULL);"
       "INSERT INTO meta VALUES (0);", backend);
-  exec_check(db, sql);
+  exec_ok(db, sql);
   sqlite3_free(sql);
   sqlite3_stmt *st = prep(db, "SELECT lineage FROM t_epoch");
   if (st && sqlite3_step(st) == SQLITE_ROW)
