@@ -102,12 +102,9 @@ static_assert(sizeof(pp_key) == 612, "pp_key layout");
 #ifndef PP_ROT
 #define PP_ROT 0
 #endif
-/* (A template parameter, so that one kernel may pick another pipe than the
-** default: the tensor-core scan's expansion runs alone on the ALU.) */
-template <int ROT = PP_ROT>
 HD uint32_t rotl32(uint32_t x, int n) {
 #ifdef __CUDA_ARCH__
-  if (ROT == 2 || (ROT == 1 && (n == 12 || n == 7))) {
+  if (PP_ROT == 2 || (PP_ROT == 1 && (n == 12 || n == 7))) {
     uint32_t r, c = 1u << n;
     asm("{\n\t.reg .u32 lo;\n\tmul.lo.u32 lo, %1, %2;\n\tmad.hi.u32 %0, %1, %2, lo;\n\t}"
         : "=r"(r)
@@ -121,13 +118,12 @@ HD uint32_t rotl32(uint32_t x, int n) {
 }
 
 #define QR(a, b, c, d)                         \
-  a += b; d ^= a; d = rotl32<ROT>(d, 16);           \
-  c += d; b ^= c; b = rotl32<ROT>(b, 12);           \
-  a += b; d ^= a; d = rotl32<ROT>(d, 8);            \
-  c += d; b ^= c; b = rotl32<ROT>(b, 7)
+  a += b; d ^= a; d = rotl32(d, 16);           \
+  c += d; b ^= c; b = rotl32(b, 12);           \
+  a += b; d ^= a; d = rotl32(d, 8);            \
+  c += d; b ^= c; b = rotl32(b, 7)
 
 /* ChaCha8 with key = seed || seed, nonce 0. */
-template <int ROT = PP_ROT>
 HD void chacha8_seed(const uint4 s, uint32_t ctr, uint32_t o[16]) {
   uint32_t x0 = 0x61707865u, x1 = 0x3320646eu, x2 = 0x79622d32u, x3 = 0x6b206574u;
   uint32_t x4 = s.x, x5 = s.y, x6 = s.z, x7 = s.w;
@@ -153,12 +149,11 @@ HD void chacha8_seed(const uint4 s, uint32_t ctr, uint32_t o[16]) {
 
 /* One GGM node expansion with correction: both children of (s, t) at tree
 ** level l. The compiler drops the unused words of the second block. */
-template <int ROT = PP_ROT>
 HD void expand_node(uint4 s, uint32_t t, uint4 cw, uint32_t tcl, uint32_t tcr,
                     uint4 &L, uint32_t &tl, uint4 &R, uint32_t &tr) {
   uint32_t b0[16], b1[16];
-  chacha8_seed<ROT>(s, 0, b0);
-  chacha8_seed<ROT>(s, 1, b1);
+  chacha8_seed(s, 0, b0);
+  chacha8_seed(s, 1, b1);
   uint32_t m = 0u - t;
   L.x = b0[0] ^ (cw.x & m); L.y = b0[1] ^ (cw.y & m);
   L.z = b0[2] ^ (cw.z & m); L.w = b0[3] ^ (cw.w & m);
@@ -333,7 +328,6 @@ HD void load_key(const Sm &S, int k, const pp_key *gk) {
 /* Writes the subtree root of tile T (depth D = d - te) for key k to level 0
 ** of heap hW, re-expanding only the stack levels that differ from the
 ** previous tile (about one node a tile). */
-template <int ROT = PP_ROT>
 HD void path_update(const Sm &S, uint4 *hW, uint8_t *tW, int k, uint32_t T, bool first) {
   const KeyMeta m = S.meta[k];
   const int te = key_te(m.d), D = (int)m.d - te;
@@ -364,7 +358,7 @@ HD void path_update(const Sm &S, uint4 *hW, uint8_t *tW, int k, uint32_t T, bool
     for (int l = start; l < D; l++) {
       uint4 L, R;
       uint32_t tl, tr;
-      expand_node<ROT>(node, tb, S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
+      expand_node(node, tb, S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
                   R, tr);
       if ((T >> (D - 1 - l)) & 1u) {
         node = R;
@@ -383,7 +377,6 @@ HD void path_update(const Sm &S, uint4 *hW, uint8_t *tW, int k, uint32_t T, bool
 }
 
 /* Level j -> j + 1 of key k's tile subtree, node q (heap hR to heap hW). */
-template <int ROT = PP_ROT>
 HD void expand_internal(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *hW,
                         uint8_t *tW, int k, int j, int q) {
   const KeyMeta m = S.meta[k];
@@ -392,7 +385,7 @@ HD void expand_internal(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *
   const int pi = k * TILE + (1 << j) + q;
   uint4 L, R;
   uint32_t tl, tr;
-  expand_node<ROT>(hR[pi], tR[pi], S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
+  expand_node(hR[pi], tR[pi], S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
               R, tr);
   const int ci = k * TILE + (2 << j) + 2 * q;
   hW[ci] = L;
@@ -403,7 +396,6 @@ HD void expand_internal(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *
 
 /* Leaf parent q of key k (level te-1 of heap hR) -> leaves 2q, 2q+1 into the
 ** mask buffer mk ([kst][TILE]); returns the two masks. */
-template <int ROT = PP_ROT>
 HD void expand_leaves(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *mk, int k, int q,
                       uint4 &mL, uint4 &mR) {
   const KeyMeta m = S.meta[k];
@@ -412,7 +404,7 @@ HD void expand_leaves(const Sm &S, const uint4 *hR, const uint8_t *tR, uint4 *mk
   const int pi = k * TILE + (1 << (te - 1)) + q;
   uint4 L, R;
   uint32_t tl, tr;
-  expand_node<ROT>(hR[pi], tR[pi], S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
+  expand_node(hR[pi], tR[pi], S.cw[k * 32 + l], (m.tcl >> l) & 1u, (m.tcr >> l) & 1u, L, tl,
               R, tr);
   mL = leaf_mask(L, tl, S.fcw[k]);
   mR = leaf_mask(R, tr, S.fcw[k]);
@@ -433,7 +425,6 @@ struct Step {
 #define NINT_K (TILE / 2 - 1)  /* internal nodes above them a key */
 
 /* Non-leaf item idx of step c.s: internal nodes first, then path walks. */
-template <int ROT = PP_ROT>
 HD void step_inner_item(const Sm &S, const Step &c, int idx) {
   const uint4 *hR = S.heap + c.cur * S.kst * TILE;
   const uint8_t *tR = S.heap_t + c.cur * S.kst * TILE;
@@ -447,17 +438,16 @@ HD void step_inner_item(const Sm &S, const Step &c, int idx) {
     const int q = r + 1 - (1 << j);
     const int te = key_te(S.meta[k].d);
     const int it = c.s - (TB - te) - 1 - j;
-    if (j <= te - 2 && it >= 0 && it < (int)c.nt) expand_internal<ROT>(S, hR, tR, hW, tW, k, j, q);
+    if (j <= te - 2 && it >= 0 && it < (int)c.nt) expand_internal(S, hR, tR, hW, tW, k, j, q);
   } else {
     const int k = idx - nint;
     const int it = c.s - (TB - key_te(S.meta[k].d));
-    if (it >= 0 && it < (int)c.nt) path_update<ROT>(S, hW, tW, k, c.t0 + (uint32_t)it, it == 0);
+    if (it >= 0 && it < (int)c.nt) path_update(S, hW, tW, k, c.t0 + (uint32_t)it, it == 0);
   }
 }
 
 /* Leaf item idx (key idx / NLEAF_K) of step c.s for tile c.s - TB, which the
 ** caller checked is the block's; Z gets its proof products. */
-template <int ROT = PP_ROT>
 HD void step_leaf_item(const Sm &S, const Step &c, uint4 *mk, int idx, uint32_t Z[8]) {
   const uint4 *hR = S.heap + c.cur * S.kst * TILE;
   const uint8_t *tR = S.heap_t + c.cur * S.kst * TILE;
@@ -466,7 +456,7 @@ HD void step_leaf_item(const Sm &S, const Step &c, uint4 *mk, int idx, uint32_t 
   const int te = key_te(S.meta[k].d);
   if (q >= (1 << (te - 1))) return;
   uint4 mL, mR;
-  expand_leaves<ROT>(S, hR, tR, mk, k, q, mL, mR);
+  expand_leaves(S, hR, tR, mk, k, q, mL, mR);
   if (c.proof) {
     const unsigned long long p =
         ((unsigned long long)c.t0 + (unsigned long long)(c.s - TB)) * TILE + 2 * q;
@@ -726,15 +716,6 @@ __global__ void gen_kernel(uint4 *__restrict__ out, unsigned long long nvec,
 
 typedef void (*mma_fn)(const uint4 *, const uint4 *, const uint32_t *, unsigned long long,
                        uint32_t, int, int, int, uint32_t *, uint32_t *);
-typedef void (*exp_fn)(const pp_key *, int, int, unsigned long long, uint32_t, int, uint32_t *);
-/* expansion variants (ChaCha rotation pipe, threads); [0] is the default */
-static const struct {
-  exp_fn fn;
-  int rot, nt;
-} g_exp[] = {{expand_masks_kernel<0, 512>, 0, 512}, {expand_masks_kernel<1, 512>, 1, 512},
-             {expand_masks_kernel<2, 512>, 2, 512}, {expand_masks_kernel<0, 256>, 0, 256},
-             {expand_masks_kernel<1, 256>, 1, 256}, {expand_masks_kernel<2, 256>, 2, 256}};
-#define TS_NEXP ((int)(sizeof g_exp / sizeof g_exp[0]))
 static const mma_fn g_mma[TS_KT] = {mma_scan_kernel<1>, mma_scan_kernel<2>, mma_scan_kernel<3>,
                                     mma_scan_kernel<4>, mma_scan_kernel<5>, mma_scan_kernel<6>};
 
@@ -793,7 +774,7 @@ static int g_tune_kchunk = 0, g_tune_flags = 0;
 ** copy is made), 2 always the tensor-core scan. */
 static int g_kernel_mode = 0;
 static int g_tensor_min_keys = TS_MIN_KEYS_DEFAULT;
-static int g_ts_mranges = 1, g_ts_serial = 0, g_ts_eblocks = 1, g_ts_skip = 0, g_ts_evar = 0;
+static int g_ts_mranges = 1, g_ts_serial = 0, g_ts_eblocks = 1, g_ts_skip = 0;
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...) {
   if (!err || !errlen) return;
@@ -903,17 +884,15 @@ static int init_locked(char *err, size_t errlen) {
     return 1;
   }
   /* the tensor-core scan: its expansion kernel needs the larger shared memory */
-  e = cudaSuccess;
-  for (int i = 0; i < TS_NEXP && e == cudaSuccess; i++)
-    e = cudaFuncSetAttribute((const void *)g_exp[i].fn,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ts_expand_smem());
+  e = cudaFuncSetAttribute((const void *)expand_masks_kernel,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ts_expand_smem());
   for (int i = 0; i < TS_KT && e == cudaSuccess; i++)
     e = cudaFuncSetAttribute((const void *)g_mma[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
                              (int)ts_mma_smem(i + 1));
   /* the expansion of chunk c+1 and the MMA scan of chunk c share each SM:
   ** ask for the largest shared-memory carveout so that both fit */
-  for (int i = 0; i < TS_NEXP && e == cudaSuccess; i++)
-    e = cudaFuncSetAttribute((const void *)g_exp[i].fn,
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute((const void *)expand_masks_kernel,
                              cudaFuncAttributePreferredSharedMemoryCarveout,
                              cudaSharedmemCarveoutMaxShared);
   for (int i = 0; i < TS_KT && e == cudaSuccess; i++)
@@ -928,10 +907,6 @@ static int init_locked(char *err, size_t errlen) {
   }
   const char *mk = getenv("PAGEPIR_TENSOR_MIN_KEYS");
   if (mk && atoi(mk) > 0) g_tensor_min_keys = atoi(mk);
-  const char *mr = getenv("PAGEPIR_TS_MRANGES"); /* tuning: MMA blocks per bit position */
-  if (mr && atoi(mr) > 0 && atoi(mr) <= 64) g_ts_mranges = atoi(mr);
-  const char *se = getenv("PAGEPIR_TS_SERIAL"); /* tuning: expansion and MMA on one stream */
-  if (se) g_ts_serial = atoi(se) > 0;
   g_init_state = 1;
   return 0;
 }
@@ -982,18 +957,13 @@ extern "C" void pp_cuda_set_tuning(int kchunk, int flags) {
   __atomic_store_n(&g_tune_flags, flags, __ATOMIC_RELAXED);
 }
 
-/* Tensor-core scan tuning (bench): MMA blocks per bit position, and 1 to run
-** the expansion and the MMA scan on one stream (no overlap). */
-extern "C" void pp_cuda_set_tensor_tuning(int mranges, int serial) {
+/* Tensor-core scan tuning (bench): MMA blocks per bit position, serial = 1
+** runs the expansion and the MMA scan on one stream (no overlap), expansion
+** blocks per SM, and (measurement only: the answers are then wrong) skip = 1
+** runs the expansion alone, 2 the MMA scan alone. */
+extern "C" void pp_cuda_set_tensor_tuning(int mranges, int serial, int eblocks, int skip) {
   if (mranges >= 1 && mranges <= 64) __atomic_store_n(&g_ts_mranges, mranges, __ATOMIC_RELAXED);
   __atomic_store_n(&g_ts_serial, serial ? 1 : 0, __ATOMIC_RELAXED);
-}
-/* ... expansion blocks per SM, and (measurement only: the answers are then
-** wrong) skip = 1 runs the expansion alone, 2 the MMA scan alone. */
-extern "C" void pp_cuda_set_tensor_tuning3(int evar) {
-  if (evar >= 0 && evar < TS_NEXP) __atomic_store_n(&g_ts_evar, evar, __ATOMIC_RELAXED);
-}
-extern "C" void pp_cuda_set_tensor_tuning2(int eblocks, int skip) {
   if (eblocks >= 1 && eblocks <= 8) __atomic_store_n(&g_ts_eblocks, eblocks, __ATOMIC_RELAXED);
   __atomic_store_n(&g_ts_skip, skip, __ATOMIC_RELAXED);
 }
@@ -1280,6 +1250,20 @@ __global__ void scatter_pages_kernel(const uint4 *__restrict__ src,
   if (lane == 0) folds[idx[w]] = a;
 }
 
+/* Re-transposes the ng groups listed in hidx (host), through didx (device),
+** on stream st, and waits: the caller refills both lists afterwards. */
+static int transpose_group_list(pp_cuda_snapshot *snap, const unsigned long long *hidx,
+                                unsigned long long *didx, int ng, cudaStream_t st, char *err,
+                                size_t errlen) {
+  if (ck(cudaStreamSynchronize(st), err, errlen, "waiting for the page scatter") ||
+      ck(cudaMemcpyAsync(didx, hidx, sizeof *hidx * ng, cudaMemcpyHostToDevice, st), err, errlen,
+         "cudaMemcpyAsync of group numbers"))
+    return 1;
+  launch_transpose(snap, didx, 0, (unsigned long long)ng, st);
+  return ck(cudaGetLastError(), err, errlen, "launching the group transpose") ||
+         ck(cudaStreamSynchronize(st), err, errlen, "transposing changed groups");
+}
+
 /* A rotation's changed pages: gathered from the new epoch's mapping into
 ** pinned staging, copied in one transfer per chunk, scattered on the device.
 ** The caller guarantees no scan uses the copy meanwhile. */
@@ -1330,36 +1314,18 @@ extern "C" int pp_cuda_snapshot_update(pp_cuda_snapshot *snap, const uint8_t *ho
     rc = ck(cudaGetLastError(), err, errlen, "launching the page scatter");
   }
   /* the transposed copy: re-transpose only the 256-page groups that changed,
-  ** from the updated plain pages and folds (same stream, so after them) */
+  ** from the updated plain pages and folds (same stream, so after them).
+  ** Pages arrive sorted or not: a repeated group only costs a repeated
+  ** transpose. The list goes out whenever it is full, and at the end. */
   if (!rc && snap->tdata) {
     int ng = 0;
-    for (int i = 0; i < n; i++) {
-      const unsigned long long G = (unsigned long long)pages[i] / TS_GROUP;
-      if (ng == 0 || hidx[ng - 1] != G) {
-        if (ng == (int)per) { /* the list is full: transpose what it has */
-          rc = ck(cudaStreamSynchronize(st), err, errlen, "waiting for the previous groups") ||
-               ck(cudaMemcpyAsync(didx, hidx, sizeof *hidx * ng, cudaMemcpyHostToDevice, st),
-                  err, errlen, "cudaMemcpyAsync of group numbers");
-          if (rc) break;
-          launch_transpose(snap, didx, 0, (unsigned long long)ng, st);
-          rc = ck(cudaGetLastError(), err, errlen, "launching the group transpose");
-          if (rc) break;
-          rc = ck(cudaStreamSynchronize(st), err, errlen, "transposing changed groups");
-          if (rc) break;
-          ng = 0;
-        }
-        hidx[ng++] = G;
-      }
-    }
-    /* pages arrive sorted or not: duplicates only cost a repeated transpose */
-    if (!rc && ng) {
-      rc = ck(cudaStreamSynchronize(st), err, errlen, "waiting for the page scatter") ||
-           ck(cudaMemcpyAsync(didx, hidx, sizeof *hidx * ng, cudaMemcpyHostToDevice, st), err,
-              errlen, "cudaMemcpyAsync of group numbers");
-      if (!rc) {
-        launch_transpose(snap, didx, 0, (unsigned long long)ng, st);
-        rc = ck(cudaGetLastError(), err, errlen, "launching the group transpose");
-      }
+    for (int i = 0; !rc && i <= n; i++) {
+      const unsigned long long G = i < n ? (unsigned long long)pages[i] / TS_GROUP : 0;
+      if (i < n && ng > 0 && hidx[ng - 1] == G) continue;
+      if (ng > 0 && (i == n || ng == (int)per))
+        rc = transpose_group_list(snap, hidx, didx, ng, st, err, errlen);
+      if (ng == (int)per) ng = 0;
+      if (i < n) hidx[ng++] = G;
     }
   }
   if (ck(cudaStreamSynchronize(st), rc ? NULL : err, errlen, "the page update")) rc = 1;
@@ -1591,8 +1557,7 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
       if ((uint32_t)er > ngr) er = (int)ngr;
       const int skip = __atomic_load_n(&g_ts_skip, __ATOMIC_RELAXED);
       if (skip != 2) {
-        const int ev = __atomic_load_n(&g_ts_evar, __ATOMIC_RELAXED);
-        g_exp[ev].fn<<<(unsigned)(er * nkc), g_exp[ev].nt, ts_expand_smem(), sE>>>(
+        expand_masks_kernel<<<(unsigned)(er * nkc), TS_ENT, ts_expand_smem(), sE>>>(
             w->d_keys + k0, kpass, kp, g0, ngr, er, mt);
         if (ck(cudaGetLastError(), err, errlen, "launching the mask expansion")) return 1;
       }

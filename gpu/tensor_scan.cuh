@@ -54,6 +54,7 @@
 #define TS_MW 6              /* warps of mma_scan_kernel */
 #define TS_RT 4              /* row tiles a warp */
 #define TS_EK 16             /* keys an expansion block */
+#define TS_ENT 512           /* expansion block threads */
 #define TS_GROUP 256         /* pages a group */
 #define TS_TILES_PER_GROUP (TS_GROUP / TILE)
 
@@ -130,10 +131,8 @@ static size_t ts_expand_smem(void) { return smem_bytes(TS_EK) + 128 * TS_STAGE_R
 /* Expansion of a chunk: block (range, key chunk) runs the tile pipeline over
 ** its groups for up to TS_EK keys of the pass, transposes each tile's masks
 ** into the group's staging rows, and writes each finished group to maskT as
-** contiguous rows (TS_EK keys x 32 bytes a bit position). ROT: the ChaCha
-** rotations' pipe (this kernel is ALU-bound, see rotl32). */
-template <int ROT, int NTH>
-__global__ void __launch_bounds__(NTH)
+** contiguous rows (TS_EK keys x 32 bytes a bit position). */
+__global__ void __launch_bounds__(TS_ENT)
     expand_masks_kernel(const pp_key *__restrict__ keys, int kpass, int kp,
                         unsigned long long g0, uint32_t ngr, int nranges,
                         uint32_t *__restrict__ maskT) {
@@ -149,7 +148,7 @@ __global__ void __launch_bounds__(NTH)
   const uint32_t ge = gb + per < ngr ? gb + per : ngr;
   if (gb >= ge || kc <= 0) return;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  for (int k = tid; k < kc; k += NTH) load_key(S, k, keys + kbeg + k);
+  for (int k = tid; k < kc; k += TS_ENT) load_key(S, k, keys + kbeg + k);
   __syncthreads();
   Step c;
   c.folds = NULL;
@@ -163,11 +162,11 @@ __global__ void __launch_bounds__(NTH)
     c.s = s;
     const int it = s - TB;
     uint4 *mk = S.masks + (it & 1) * TS_EK * TILE;
-    for (int idx = tid; idx < kc * (NINT_K + 1); idx += NTH) step_inner_item<ROT>(S, c, idx);
+    for (int idx = tid; idx < kc * (NINT_K + 1); idx += TS_ENT) step_inner_item(S, c, idx);
     if (it >= 0)
-      for (int idx = tid; idx < kc * NLEAF_K; idx += NTH) {
+      for (int idx = tid; idx < kc * NLEAF_K; idx += TS_ENT) {
         uint32_t Z[8];
-        step_leaf_item<ROT>(S, c, mk, idx, Z);
+        step_leaf_item(S, c, mk, idx, Z);
       }
     __syncthreads();
     if (it < 0) {
@@ -177,7 +176,7 @@ __global__ void __launch_bounds__(NTH)
     /* tile it's masks, one warp per (key, 32 pages): lane i has page i's
     ** mask; after the transpose lane j has bit 32cc + j of all 32 pages */
     const int tg = it % TS_TILES_PER_GROUP; /* tile within its group */
-    for (int task = warp; task < kc * (TILE / 32); task += NTH / 32) {
+    for (int task = warp; task < kc * (TILE / 32); task += TS_ENT / 32) {
       const int k = task / (TILE / 32), h = task % (TILE / 32);
       const uint4 m = mk[k * TILE + 32 * h + lane];
       const uint32_t mw[4] = {m.x, m.y, m.z, m.w};
@@ -190,7 +189,7 @@ __global__ void __launch_bounds__(NTH)
       __syncthreads();
       const size_t grp = gb + (uint32_t)it / TS_TILES_PER_GROUP;
       const int rowlen = kc * 8;
-      for (int i = tid; i < 128 * rowlen; i += NTH) {
+      for (int i = tid; i < 128 * rowlen; i += TS_ENT) {
         const int b = i / rowlen, r = i - b * rowlen;
         maskT[(grp * 128 + (size_t)b) * (size_t)kp * 8 + (size_t)kbeg * 8 + (size_t)r] =
             stage[b * TS_STAGE_ROW + r];

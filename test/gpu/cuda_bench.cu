@@ -37,9 +37,7 @@ int pp_cuda_snapshot_synthetic(uint64_t npages, uint64_t seed, pp_cuda_snapshot 
                                double *gen_us, char *err, size_t errlen);
 const void *pp_cuda_snapshot_device_pages(const pp_cuda_snapshot *s);
 void pp_cuda_set_tuning(int kchunk, int flags);
-void pp_cuda_set_tensor_tuning(int mranges, int serial);
-void pp_cuda_set_tensor_tuning2(int eblocks, int skip);
-void pp_cuda_set_tensor_tuning3(int evar);
+void pp_cuda_set_tensor_tuning(int mranges, int serial, int eblocks, int skip);
 }
 
 #define CK(x)                                                                      \
@@ -197,6 +195,18 @@ static void *fill_worker(void *a_) {
   return NULL;
 }
 
+/* "3,12,48" -> {3, 12, 48}; entries that are not positive numbers are skipped */
+static std::vector<int> int_list(const char *p) {
+  std::vector<int> v;
+  while (*p) {
+    int x = atoi(p);
+    if (x > 0) v.push_back(x);
+    while (*p && *p != ',') p++;
+    if (*p == ',') p++;
+  }
+  return v;
+}
+
 int main(int argc, char **argv) {
   double gib = 32, up_gib = 4;
   int reps = 5, profile = 0, quick = 0, have_ks = 0;
@@ -208,24 +218,11 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--gib")) gib = atof(argv[i + 1]);
     if (!strcmp(argv[i], "--upload-gib")) up_gib = atof(argv[i + 1]);
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-    if (!strcmp(argv[i], "--tensor")) { /* comma-separated key counts; "none" skips */
-      tensor_ks.clear();
-      for (const char *p = argv[i + 1]; *p;) {
-        int v = atoi(p);
-        if (v > 0) tensor_ks.push_back(v);
-        while (*p && *p != ',') p++;
-        if (*p == ',') p++;
-      }
-    }
-    if (!strcmp(argv[i], "--ks")) { /* the default-kernel scan list */
-      ks_arg.clear();
+    /* comma-separated key counts: both kernels ("none" runs none), default kernel */
+    if (!strcmp(argv[i], "--tensor")) tensor_ks = int_list(argv[i + 1]);
+    if (!strcmp(argv[i], "--ks")) {
+      ks_arg = int_list(argv[i + 1]);
       have_ks = 1;
-      for (const char *p = argv[i + 1]; *p;) {
-        int v = atoi(p);
-        if (v > 0) ks_arg.push_back(v);
-        while (*p && *p != ',') p++;
-        if (*p == ',') p++;
-      }
     }
   }
   g_rng ^= (uint64_t)time(NULL);
@@ -343,30 +340,18 @@ int main(int argc, char **argv) {
     /* the default configuration for every K; tunings and the two halves
     ** alone (skip: answers then wrong, not compared) at a few */
     struct {
-      int mr, serial, eb, skip, ev;
+      int mr, serial, eb, skip;
       const char *what;
       int all;
-    } tv[] = {{1, 0, 1, 0, 0, "tensor", 1},
-              {2, 0, 1, 0, 0, "tensor mr2", 0},
-              {1, 1, 1, 0, 0, "tensor serial", 0},
-              {1, 0, 1, 0, 2, "tensor rot2", 0},
-              {1, 0, 1, 1, 0, "expand only", 0},
-              {1, 0, 1, 1, 1, "expand only rot1", 0},
-              {1, 0, 1, 1, 2, "expand only rot2", 0},
-              {1, 0, 1, 1, 3, "expand only 256t", 0},
-              {1, 0, 1, 1, 5, "expand only 256t rot2", 0},
-              {1, 0, 1, 2, 0, "mma only", 0},
-              {2, 0, 1, 2, 0, "mma only mr2", 0}};
+    } tv[] = {{1, 0, 1, 0, "tensor", 1},      {2, 0, 1, 0, "tensor mr2", 0},
+              {1, 1, 1, 0, "tensor serial", 0}, {1, 0, 1, 1, "expand only", 0},
+              {1, 0, 1, 2, "mma only", 0},      {2, 0, 1, 2, "mma only mr2", 0}};
     for (auto &v : tv) {
       if (!v.all && k != 12 && k != 48 && k != 192) continue;
-      if (!v.all && k != 48 && (v.skip == 0 || v.ev != 0)) continue;
-      pp_cuda_set_tensor_tuning(v.mr, v.serial);
-      pp_cuda_set_tensor_tuning2(v.eb, v.skip);
-      pp_cuda_set_tensor_tuning3(v.ev);
+      if (!v.all && k != 48 && v.skip == 0) continue;
+      pp_cuda_set_tensor_tuning(v.mr, v.serial, v.eb, v.skip);
       ScanResult b = run_scan(k, dmin, k >= 192 ? 3 : reps, 0, 2);
-      pp_cuda_set_tensor_tuning(1, 0);
-      pp_cuda_set_tensor_tuning2(1, 0);
-      pp_cuda_set_tensor_tuning3(0);
+      pp_cuda_set_tensor_tuning(1, 0, 1, 0);
       b.what = v.what;
       if (v.skip) {
         b.checked = 0;
