@@ -1544,6 +1544,7 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
     const int kpass = nkeys - k0 < TS_KPASS ? nkeys - k0 : TS_KPASS;
     const int nkt = (kpass + 7) / 8, kp = 8 * nkt;
     const int nkc = (kpass + TS_EK - 1) / TS_EK;
+    const int kper = (kpass + nkc - 1) / nkc; /* keys an expansion block */
     for (uint64_t g0 = 0; g0 < snap->ngroups; g0 += cg, ci++) {
       const uint32_t ngr = (uint32_t)(snap->ngroups - g0 < cg ? snap->ngroups - g0 : cg);
       const int buf = (int)(ci & 1);
@@ -1557,8 +1558,9 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
       if ((uint32_t)er > ngr) er = (int)ngr;
       const int skip = __atomic_load_n(&g_ts_skip, __ATOMIC_RELAXED);
       if (skip != 2) {
-        expand_masks_kernel<<<(unsigned)(er * nkc), TS_ENT, ts_expand_smem(), sE>>>(
-            w->d_keys + k0, kpass, kp, g0, ngr, er, mt);
+        expand_masks_kernel<<<(unsigned)(er * nkc), (unsigned)(kper * (NINT_K + 1)),
+                              ts_expand_smem(), sE>>>(w->d_keys + k0, kpass, kp, kper, g0,
+                                                      ngr, er, mt);
         if (ck(cudaGetLastError(), err, errlen, "launching the mask expansion")) return 1;
       }
       if (!serial && (ck(cudaEventRecord(w->evE[buf], sE), err, errlen, "cudaEventRecord") ||

@@ -54,12 +54,13 @@
 #define TS_MW 6              /* warps of mma_scan_kernel */
 #define TS_RT 4              /* row tiles a warp */
 #define TS_EK 16             /* keys an expansion block */
-#define TS_ENT 512           /* expansion block threads */
+#define TS_ENT (TS_EK * (NINT_K + 1)) /* expansion block threads at most: one a node item */
 #define TS_GROUP 256         /* pages a group */
 #define TS_TILES_PER_GROUP (TS_GROUP / TILE)
 
 static_assert(TS_GROUP % TILE == 0, "a group is whole tiles");
 static_assert(TS_EK <= 32, "expansion keys a block");
+static_assert(NINT_K + 1 == NLEAF_K && NLEAF_K % 32 == 0, "a key's node items fill whole warps");
 
 /* 32 x 32 bit transpose across a warp: lane i holds row i (bit j = column j)
 ** on entry, column i on exit. Five butterfly steps of one shuffle each. */
@@ -129,26 +130,29 @@ __global__ void transpose_groups_kernel(const uint4 *__restrict__ pages,
 static size_t ts_expand_smem(void) { return smem_bytes(TS_EK) + 128 * TS_STAGE_ROW * 4; }
 
 /* Expansion of a chunk: block (range, key chunk) runs the tile pipeline over
-** its groups for up to TS_EK keys of the pass, transposes each tile's masks
+** its groups for up to kper <= TS_EK keys of the pass (the host splits a pass
+** into equal key chunks and launches 32 threads a key, so that no thread
+** idles: 24 keys are two blocks of 12, not 16 and 8), transposes each tile's masks
 ** into the group's staging rows, and writes each finished group to maskT as
 ** contiguous rows (TS_EK keys x 32 bytes a bit position). */
 __global__ void __launch_bounds__(TS_ENT)
-    expand_masks_kernel(const pp_key *__restrict__ keys, int kpass, int kp,
+    expand_masks_kernel(const pp_key *__restrict__ keys, int kpass, int kp, int kper,
                         unsigned long long g0, uint32_t ngr, int nranges,
                         uint32_t *__restrict__ maskT) {
   extern __shared__ uint4 smem_raw[];
   const Sm S = sm_carve(smem_raw, TS_EK);
   uint32_t *stage = (uint32_t *)((uint8_t *)smem_raw + smem_bytes(TS_EK));
-  const int nkc = (kpass + TS_EK - 1) / TS_EK;
+  const int nkc = (kpass + kper - 1) / kper;
   const int kci = (int)(blockIdx.x % (unsigned)nkc), range = (int)(blockIdx.x / (unsigned)nkc);
-  const int kbeg = kci * TS_EK;
-  const int kc = kpass - kbeg < TS_EK ? kpass - kbeg : TS_EK;
+  const int kbeg = kci * kper;
+  const int kc = kpass - kbeg < kper ? kpass - kbeg : kper;
+  const int nth = (int)blockDim.x; /* 32 x kper: one thread a node item */
   const uint32_t per = (ngr + (uint32_t)nranges - 1) / (uint32_t)nranges;
   const uint32_t gb = (uint32_t)range * per;
   const uint32_t ge = gb + per < ngr ? gb + per : ngr;
   if (gb >= ge || kc <= 0) return;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  for (int k = tid; k < kc; k += TS_ENT) load_key(S, k, keys + kbeg + k);
+  for (int k = tid; k < kc; k += nth) load_key(S, k, keys + kbeg + k);
   __syncthreads();
   Step c;
   c.folds = NULL;
@@ -162,9 +166,9 @@ __global__ void __launch_bounds__(TS_ENT)
     c.s = s;
     const int it = s - TB;
     uint4 *mk = S.masks + (it & 1) * TS_EK * TILE;
-    for (int idx = tid; idx < kc * (NINT_K + 1); idx += TS_ENT) step_inner_item(S, c, idx);
+    for (int idx = tid; idx < kc * (NINT_K + 1); idx += nth) step_inner_item(S, c, idx);
     if (it >= 0)
-      for (int idx = tid; idx < kc * NLEAF_K; idx += TS_ENT) {
+      for (int idx = tid; idx < kc * NLEAF_K; idx += nth) {
         uint32_t Z[8];
         step_leaf_item(S, c, mk, idx, Z);
       }
@@ -176,7 +180,7 @@ __global__ void __launch_bounds__(TS_ENT)
     /* tile it's masks, one warp per (key, 32 pages): lane i has page i's
     ** mask; after the transpose lane j has bit 32cc + j of all 32 pages */
     const int tg = it % TS_TILES_PER_GROUP; /* tile within its group */
-    for (int task = warp; task < kc * (TILE / 32); task += TS_ENT / 32) {
+    for (int task = warp; task < kc * (TILE / 32); task += (nth >> 5)) {
       const int k = task / (TILE / 32), h = task % (TILE / 32);
       const uint4 m = mk[k * TILE + 32 * h + lane];
       const uint32_t mw[4] = {m.x, m.y, m.z, m.w};
@@ -189,7 +193,7 @@ __global__ void __launch_bounds__(TS_ENT)
       __syncthreads();
       const size_t grp = gb + (uint32_t)it / TS_TILES_PER_GROUP;
       const int rowlen = kc * 8;
-      for (int i = tid; i < 128 * rowlen; i += TS_ENT) {
+      for (int i = tid; i < 128 * rowlen; i += nth) {
         const int b = i / rowlen, r = i - b * rowlen;
         maskT[(grp * 128 + (size_t)b) * (size_t)kp * 8 + (size_t)kbeg * 8 + (size_t)r] =
             stage[b * TS_STAGE_ROW + r];
