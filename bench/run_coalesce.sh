@@ -7,7 +7,8 @@
 #
 # The snapshot is made once in bench/cache/ (deterministic, never committed).
 # SNAP=path uses an existing snapshot of that many pages instead.
-# The CSV goes to $OUT (default docs/benchmarks/) as <date>-coalesce-<backend>-<size>.csv.
+# The CSV goes to $OUT (default docs/benchmarks/) as <date>-coalesce-<backend>-<size>.csv;
+# BENCH_COMMIT names the commit in its header (default: git rev-parse HEAD).
 set -eu
 cd "$(dirname "$0")/.."
 pages=${1:-65536}; secs=${2:-3}; threads=${3:-1,8,16,64}; backend=${4:-cpu}
@@ -21,7 +22,7 @@ else dev=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head 
 size=$(( pages * 4096 / 1048576 ))MiB
 csv=$out/$(date -u +%F)-coalesce-$backend-$size.csv
 {
-  echo "# bash bench/run_coalesce.sh $pages $secs $threads $backend; commit $(git rev-parse --short HEAD 2>/dev/null || echo none); $(date -u +%FT%TZ)"
+  echo "# bash bench/run_coalesce.sh $pages $secs $threads $backend; commit ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo none)}; $(date -u +%FT%TZ)"
   echo "# device: $dev; snapshot: $pages pages ($size, bench/cache, seed 2026); each run $secs s; queries of 3 keys, every answer checked"
   build/coalesce "$snap" "$secs" "$threads" "$backend"
 } | tee "$csv"

@@ -716,8 +716,11 @@ __global__ void gen_kernel(uint4 *__restrict__ out, unsigned long long nvec,
 
 typedef void (*mma_fn)(const uint4 *, const uint4 *, const uint32_t *, unsigned long long,
                        uint32_t, int, int, int, uint32_t *, uint32_t *);
-static const mma_fn g_mma[TS_KT] = {mma_scan_kernel<1>, mma_scan_kernel<2>, mma_scan_kernel<3>,
-                                    mma_scan_kernel<4>, mma_scan_kernel<5>, mma_scan_kernel<6>};
+/* [ring depth: TS_STAGES_MIN, TS_STAGES_MAX][key tiles - 1] */
+#define TS_MMA_ROW(S) {mma_scan_kernel<1, S>, mma_scan_kernel<2, S>, mma_scan_kernel<3, S>, \
+                       mma_scan_kernel<4, S>, mma_scan_kernel<5, S>, mma_scan_kernel<6, S>}
+static const mma_fn g_mma[2][TS_KT] = {TS_MMA_ROW(TS_STAGES_MIN), TS_MMA_ROW(TS_STAGES_MAX)};
+static_assert(TS_KT == 6, "one kernel a key tile count");
 
 /* ------------------------------------------------------------------------ */
 /* Host side                                                                 */
@@ -765,6 +768,7 @@ static int g_init_state = 0; /* 0 not tried, 1 ok, -1 failed */
 static char g_init_err[256];
 static char g_devname[256];
 static int g_nsm = 0;
+static size_t g_smem_sm = 0, g_smem_block_reserved = 0; /* per SM; reserved a block */
 static int g_maxchunk = 0;
 static unsigned long long g_allocs = 0;
 static int g_tune_kchunk = 0, g_tune_flags = 0;
@@ -836,6 +840,8 @@ static int init_locked(char *err, size_t errlen) {
     return 1;
   }
   g_nsm = prop.multiProcessorCount;
+  g_smem_sm = prop.sharedMemPerMultiprocessor;
+  g_smem_block_reserved = prop.reservedSharedMemPerBlock;
   snprintf(g_devname, sizeof g_devname, "%s, sm_%d%d, %d SMs, %.1f GiB", prop.name, prop.major,
            prop.minor, prop.multiProcessorCount,
            (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
@@ -885,18 +891,20 @@ static int init_locked(char *err, size_t errlen) {
   }
   /* the tensor-core scan: its expansion kernel needs the larger shared memory */
   e = cudaFuncSetAttribute((const void *)expand_masks_kernel,
-                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ts_expand_smem());
-  for (int i = 0; i < TS_KT && e == cudaSuccess; i++)
-    e = cudaFuncSetAttribute((const void *)g_mma[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)ts_mma_smem(i + 1));
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ts_expand_smem(TS_EK));
+  for (int i = 0; i < 2 * TS_KT && e == cudaSuccess; i++)
+    e = cudaFuncSetAttribute((const void *)g_mma[i / TS_KT][i % TS_KT],
+                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)ts_mma_smem(i % TS_KT + 1, i < TS_KT ? TS_STAGES_MIN : TS_STAGES_MAX));
   /* the expansion of chunk c+1 and the MMA scan of chunk c share each SM:
   ** ask for the largest shared-memory carveout so that both fit */
   if (e == cudaSuccess)
     e = cudaFuncSetAttribute((const void *)expand_masks_kernel,
                              cudaFuncAttributePreferredSharedMemoryCarveout,
                              cudaSharedmemCarveoutMaxShared);
-  for (int i = 0; i < TS_KT && e == cudaSuccess; i++)
-    e = cudaFuncSetAttribute((const void *)g_mma[i], cudaFuncAttributePreferredSharedMemoryCarveout,
+  for (int i = 0; i < 2 * TS_KT && e == cudaSuccess; i++)
+    e = cudaFuncSetAttribute((const void *)g_mma[i / TS_KT][i % TS_KT],
+                             cudaFuncAttributePreferredSharedMemoryCarveout,
                              cudaSharedmemCarveoutMaxShared);
   if (e != cudaSuccess) {
     cudaGetLastError();
@@ -1519,7 +1527,9 @@ static void ws_release(Ws *w) {
 
 
 /* Mask buffer bytes for a chunk: at most TS_MASK_BYTES, at least one group. */
+#ifndef TS_MASK_BYTES
 #define TS_MASK_BYTES (512ull << 20)
+#endif
 static uint64_t ts_chunk_groups(const pp_cuda_snapshot *snap) {
   const uint64_t per = (uint64_t)TS_KPASS * 4096; /* maskT bytes a group at a full pass */
   uint64_t g = TS_MASK_BYTES / per;
@@ -1531,6 +1541,8 @@ static uint64_t ts_chunk_groups(const pp_cuda_snapshot *snap) {
 ** and w->st2; the answers and unreduced proofs are cleared. Ends with w->st
 ** after every kernel. */
 static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size_t errlen) {
+  /* chunks of the same groups whatever the pass's keys (measured: chunks as
+  ** large for smaller passes gain nothing) */
   const uint64_t cg = ts_chunk_groups(snap);
   const int serial = __atomic_load_n(&g_ts_serial, __ATOMIC_RELAXED);
   cudaStream_t sE = w->st, sM = serial ? w->st : w->st2;
@@ -1545,6 +1557,9 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
     const int nkt = (kpass + 7) / 8, kp = 8 * nkt;
     const int nkc = (kpass + TS_EK - 1) / TS_EK;
     const int kper = (kpass + nkc - 1) / nkc; /* keys an expansion block */
+    /* the deeper ring where it fits one SM beside an expansion block */
+    const int deep = ts_expand_smem(kper) + ts_mma_smem(nkt, TS_STAGES_MAX) +
+                         2 * g_smem_block_reserved <= g_smem_sm;
     for (uint64_t g0 = 0; g0 < snap->ngroups; g0 += cg, ci++) {
       const uint32_t ngr = (uint32_t)(snap->ngroups - g0 < cg ? snap->ngroups - g0 : cg);
       const int buf = (int)(ci & 1);
@@ -1559,7 +1574,7 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
       const int skip = __atomic_load_n(&g_ts_skip, __ATOMIC_RELAXED);
       if (skip != 2) {
         expand_masks_kernel<<<(unsigned)(er * nkc), (unsigned)(kper * (NINT_K + 1)),
-                              ts_expand_smem(), sE>>>(w->d_keys + k0, kpass, kp, kper, g0,
+                              ts_expand_smem(kper), sE>>>(w->d_keys + k0, kpass, kp, kper, g0,
                                                       ngr, er, mt);
         if (ck(cudaGetLastError(), err, errlen, "launching the mask expansion")) return 1;
       }
@@ -1569,7 +1584,9 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
         return 1;
       int mr = mranges;
       if ((uint32_t)mr > ngr) mr = (int)ngr;
-      if (skip != 1) g_mma[nkt - 1]<<<(unsigned)(128 * mr), TS_MW * 32, ts_mma_smem(nkt), sM>>>(
+      if (skip != 1) g_mma[deep][nkt - 1]<<<(unsigned)(128 * mr), TS_MW * 32,
+                                          ts_mma_smem(nkt, deep ? TS_STAGES_MAX : TS_STAGES_MIN),
+                                          sM>>>(
           (const uint4 *)snap->tdata, (const uint4 *)snap->tfold, mt, g0, ngr, kp, kpass, mr,
           w->d_ans + (size_t)k0 * 1024, w->d_proof + (size_t)k0 * 8);
       if (ck(cudaGetLastError(), err, errlen, "launching the tensor-core scan")) return 1;

@@ -47,7 +47,7 @@
 /* Batches of at least this many keys use the tensor-core scan by default
 ** (the crossover measured on an H100: docs/PERFORMANCE.md). */
 #ifndef TS_MIN_KEYS_DEFAULT
-#define TS_MIN_KEYS_DEFAULT 16
+#define TS_MIN_KEYS_DEFAULT 12
 #endif
 #define TS_KPASS 48          /* keys a pass: 6 key tiles of 8 */
 #define TS_KT (TS_KPASS / 8) /* key tiles a pass */
@@ -125,23 +125,27 @@ __global__ void transpose_groups_kernel(const uint4 *__restrict__ pages,
 
 /* Shared memory of expand_masks_kernel: the expansion pipeline's state and
 ** a group's transposed masks, [b][key][8 words] with rows padded by one word
-** (the transposing lanes write 32 different b at once: no bank conflicts). */
-#define TS_STAGE_ROW (TS_EK * 8 + 1)
-static size_t ts_expand_smem(void) { return smem_bytes(TS_EK) + 128 * TS_STAGE_ROW * 4; }
+** (the transposing lanes write 32 different b at once: no bank conflicts),
+** both sized for the block's kper keys (fewer keys leave room for the MMA
+** scan's ring on the same SM). */
+static size_t ts_expand_smem(int kper) {
+  return smem_bytes(kper) + 128 * (size_t)(kper * 8 + 1) * 4;
+}
 
 /* Expansion of a chunk: block (range, key chunk) runs the tile pipeline over
 ** its groups for up to kper <= TS_EK keys of the pass (the host splits a pass
 ** into equal key chunks and launches 32 threads a key, so that no thread
 ** idles: 24 keys are two blocks of 12, not 16 and 8), transposes each tile's masks
 ** into the group's staging rows, and writes each finished group to maskT as
-** contiguous rows (TS_EK keys x 32 bytes a bit position). */
+** contiguous rows (kc keys x 32 bytes a bit position). */
 __global__ void __launch_bounds__(TS_ENT)
     expand_masks_kernel(const pp_key *__restrict__ keys, int kpass, int kp, int kper,
                         unsigned long long g0, uint32_t ngr, int nranges,
                         uint32_t *__restrict__ maskT) {
   extern __shared__ uint4 smem_raw[];
-  const Sm S = sm_carve(smem_raw, TS_EK);
-  uint32_t *stage = (uint32_t *)((uint8_t *)smem_raw + smem_bytes(TS_EK));
+  const Sm S = sm_carve(smem_raw, kper);
+  uint32_t *stage = (uint32_t *)((uint8_t *)smem_raw + smem_bytes(kper));
+  const int srow = kper * 8 + 1; /* staging row stride, odd */
   const int nkc = (kpass + kper - 1) / kper;
   const int kci = (int)(blockIdx.x % (unsigned)nkc), range = (int)(blockIdx.x / (unsigned)nkc);
   const int kbeg = kci * kper;
@@ -165,7 +169,7 @@ __global__ void __launch_bounds__(TS_ENT)
   for (int s = 0; s < (int)c.nt + TB; s++) {
     c.s = s;
     const int it = s - TB;
-    uint4 *mk = S.masks + (it & 1) * TS_EK * TILE;
+    uint4 *mk = S.masks + (it & 1) * kper * TILE;
     for (int idx = tid; idx < kc * (NINT_K + 1); idx += nth) step_inner_item(S, c, idx);
     if (it >= 0)
       for (int idx = tid; idx < kc * NLEAF_K; idx += nth) {
@@ -187,7 +191,7 @@ __global__ void __launch_bounds__(TS_ENT)
       const int wi = tg * (TILE / 32) + h;
 #pragma unroll
       for (int cc = 0; cc < 4; cc++)
-        stage[(32 * cc + lane) * TS_STAGE_ROW + k * 8 + wi] = warp_transpose32(mw[cc], lane);
+        stage[(32 * cc + lane) * srow + k * 8 + wi] = warp_transpose32(mw[cc], lane);
     }
     if (tg == TS_TILES_PER_GROUP - 1) { /* the group is complete: write it out */
       __syncthreads();
@@ -196,7 +200,7 @@ __global__ void __launch_bounds__(TS_ENT)
       for (int i = tid; i < 128 * rowlen; i += nth) {
         const int b = i / rowlen, r = i - b * rowlen;
         maskT[(grp * 128 + (size_t)b) * (size_t)kp * 8 + (size_t)kbeg * 8 + (size_t)r] =
-            stage[b * TS_STAGE_ROW + r];
+            stage[b * srow + r];
       }
       /* the next step's barrier orders these reads before the next group's
       ** transposes overwrite the rows */
@@ -232,20 +236,24 @@ __device__ __forceinline__ void cp_async_wait(void) {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-#define TS_STAGES 3 /* groups in flight a warp (cp.async ring) */
-
-/* Shared memory of mma_scan_kernel<NKT>: per warp a ring of TS_STAGES
-** stages, each the warp's 4 A fragments (2 KiB) and the group's masks for
-** bit b (NKT x 256 bytes). */
-static size_t ts_mma_smem(int nkt) {
-  return (size_t)TS_MW * TS_STAGES * (TS_RT * 512 + (size_t)nkt * 256);
+/* Shared memory of mma_scan_kernel<NKT, STAGES>: per warp a ring of STAGES
+** stages (groups in flight), each the warp's 4 A fragments (2 KiB) and the
+** group's masks for bit b (NKT x 256 bytes). The host launches the deeper
+** ring (TS_STAGES_MAX) when it still fits one SM beside an expansion block,
+** else TS_STAGES_MIN: the scan is bound by bytes in flight. */
+#define TS_STAGES_MIN 3
+#ifndef TS_STAGES_MAX
+#define TS_STAGES_MAX 4
+#endif
+static size_t ts_mma_smem(int nkt, int stages) {
+  return (size_t)TS_MW * (size_t)stages * (TS_RT * 512 + (size_t)nkt * 256);
 }
 
 /* The MMA scan of a chunk for one pass: block (b, range); NKT key tiles.
 ** Each warp streams its fragments through a cp.async ring, TS_STAGES - 1
 ** groups ahead, so the loads in flight cost no registers (the int32
 ** accumulators take 16 x NKT of them). */
-template <int NKT>
+template <int NKT, int TS_STAGES>
 __global__ void __launch_bounds__(TS_MW * 32)
     mma_scan_kernel(const uint4 *__restrict__ tdata, const uint4 *__restrict__ tfold,
                     const uint32_t *__restrict__ maskT, unsigned long long g0, uint32_t ngr,
