@@ -43,6 +43,7 @@ typedef struct worker {
   long nlat, cap;
   long failures;
   uint64_t scans_led, batches;
+  double scan_us, kernel_us; /* its connection's shared scans and their kernels, summed */
   double t_end; /* when its last query completed (now_us) */
   char err[256];
 } worker;
@@ -70,7 +71,10 @@ static void *work(void *arg) {
       sqlite3_prepare_v2(db, "SELECT key, answer, proof FROM t WHERE key IN (?1, ?2, ?3)", -1, &q, NULL) ||
       sqlite3_prepare_v2(db, "SELECT page_query_verify(?1, ?2, ?3, ?4)", -1, &ver, NULL) ||
       sqlite3_prepare_v2(db, "SELECT (SELECT calls FROM page_query_metrics WHERE phase = 'shared_scan'), "
-                             "(SELECT calls FROM page_query_metrics WHERE phase = 'wait')", -1, &met, NULL))
+                             "(SELECT calls FROM page_query_metrics WHERE phase = 'wait'), "
+                             "(SELECT total_us FROM page_query_metrics WHERE phase = 'shared_scan'), "
+                             "(SELECT total_us FROM page_query_metrics WHERE phase = 'kernel')",
+                         -1, &met, NULL))
     goto fail;
   atomic_fetch_add(&ready, 1);
   while (!atomic_load(&go)) usleep(100);
@@ -132,6 +136,8 @@ static void *work(void *arg) {
   if (sqlite3_step(met) == SQLITE_ROW) {
     w->scans_led = (uint64_t)sqlite3_column_int64(met, 0);
     w->batches = (uint64_t)sqlite3_column_int64(met, 1);
+    w->scan_us = sqlite3_column_double(met, 2);
+    w->kernel_us = sqlite3_column_double(met, 3); /* NULL (0) on the CPU backend */
   }
   goto done;
 fail:
@@ -203,12 +209,15 @@ int coalesce_run(const coalesce_cfg *cfg, int nthreads, int coalesce, coalesce_r
     r->failures += ws[i].failures;
     r->scans += ws[i].scans_led;
     r->batches += ws[i].batches;
+    r->scan_us += ws[i].scan_us;
+    r->kernel_us += ws[i].kernel_us;
     if (ws[i].failures && !r->err[0]) snprintf(r->err, sizeof r->err, "%s", ws[i].err);
     free(ws[i].lat);
   }
   qsort(all, (size_t)n, sizeof *all, cmp_double);
   r->queries = n;
   r->qps = n / secs;
+  r->secs = secs;
   r->p50_ms = n ? all[n / 2] / 1e3 : 0;
   r->p99_ms = n ? all[(long)(n * 0.99)] / 1e3 : 0;
   free(all);
@@ -228,7 +237,12 @@ int main(int argc, char **argv) {
   coalesce_cfg cfg = {argv[1], argc > 2 ? atof(argv[2]) : 3.0, argc > 4 ? argv[4] : "auto", ""};
   const char *threads = argc > 3 ? argv[3] : "1,8,16,64";
   const char *modes = argc > 5 ? argv[5] : "on,off";
-  printf("threads,coalescing,queries,qps,p50_ms,p99_ms,scans,batches,keys_per_scan,failures\n");
+  /* scan_ms: mean time of one scan (its leader's wait for the backend and
+  ** the copies); kernel_ms: of that, the CUDA kernels' (0 on the CPU);
+  ** busy: the scans' summed time over the window (1.0 = a scan always
+  ** running; above 1 when scans overlap, as without coalescing) */
+  printf("threads,coalescing,queries,qps,p50_ms,p99_ms,scans,batches,keys_per_scan,scan_ms,kernel_ms,busy,"
+         "failures\n");
   int bad = 0;
   char tl[256];
   snprintf(tl, sizeof tl, "%s", threads);
@@ -238,9 +252,12 @@ int main(int argc, char **argv) {
       if (!strstr(modes, m ? "off" : "on")) continue;
       coalesce_result r;
       bad |= coalesce_run(&cfg, nt, !m, &r);
-      printf("%d,%s,%ld,%.1f,%.3f,%.3f,%llu,%llu,%.2f,%ld%s%s\n", nt, m ? "off" : "on", r.queries, r.qps,
-             r.p50_ms, r.p99_ms, (unsigned long long)r.scans, (unsigned long long)r.batches,
-             r.scans ? 3.0 * (double)r.batches / (double)r.scans : 0, r.failures, r.err[0] ? ",# " : "", r.err);
+      const double per = r.scans ? 1e3 * (double)r.scans : 1;
+      printf("%d,%s,%ld,%.1f,%.3f,%.3f,%llu,%llu,%.2f,%.3f,%.3f,%.3f,%ld%s%s\n", nt, m ? "off" : "on",
+             r.queries, r.qps, r.p50_ms, r.p99_ms, (unsigned long long)r.scans, (unsigned long long)r.batches,
+             r.scans ? 3.0 * (double)r.batches / (double)r.scans : 0, r.scan_us / per, r.kernel_us / per,
+             r.secs > 0 ? r.scan_us / 1e6 / r.secs : 0,
+             r.failures, r.err[0] ? ",# " : "", r.err);
       fflush(stdout);
     }
   }

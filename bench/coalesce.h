@@ -13,8 +13,11 @@ typedef struct coalesce_cfg {
 
 typedef struct coalesce_result {
   long queries, failures;
-  double qps, p50_ms, p99_ms;
+  double qps, p50_ms, p99_ms, secs; /* secs: the measured window */
   uint64_t scans, batches; /* scans run (shared_scan), batches asked (wait) */
+  double scan_us;   /* the scans' time, summed (shared_scan total_us: from the
+                    ** leader's start to its end, backend and copies included) */
+  double kernel_us; /* their CUDA kernels' time, summed (0 on the CPU backend) */
   char err[256];
 } coalesce_result;
 
