@@ -1388,9 +1388,9 @@ struct Ws {
   uint32_t *d_proof, *h_proof; /* cap * 8 words */
   /* the tensor-core scan: a second stream, its events, two mask buffers */
   cudaStream_t st2;
-  cudaEvent_t evE[2], evM[2];
+  cudaEvent_t evE[TS_NBUF], evM[TS_NBUF];
   int ts_ready;
-  uint32_t *d_maskT; /* 2 x ts_bytes */
+  uint32_t *d_maskT; /* TS_NBUF x ts_bytes */
   size_t ts_bytes;
 };
 
@@ -1442,7 +1442,7 @@ static int ws_tensor_ready(Ws *w, size_t bytes, char *err, size_t errlen) {
       w->st2 = NULL;
       return 1;
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < TS_NBUF; i++) {
       if (!w->evE[i] && ck(cudaEventCreateWithFlags(&w->evE[i], cudaEventDisableTiming), err,
                            errlen, "cudaEventCreate")) {
         w->evE[i] = NULL;
@@ -1460,11 +1460,11 @@ static int ws_tensor_ready(Ws *w, size_t bytes, char *err, size_t errlen) {
   if (w->d_maskT) cudaFree(w->d_maskT);
   w->d_maskT = NULL;
   w->ts_bytes = 0;
-  if (ck(dev_alloc((void **)&w->d_maskT, 2 * bytes), err, errlen,
+  if (ck(dev_alloc((void **)&w->d_maskT, TS_NBUF * bytes), err, errlen,
          "cudaMalloc for the tensor scan's masks") ||
       /* tidiness only (compute-sanitizer's initcheck): key slots past a pass's
       ** last key hold stale or no masks, and their MMA columns are dropped */
-      ck(cudaMemsetAsync(w->d_maskT, 0, 2 * bytes, w->st), err, errlen,
+      ck(cudaMemsetAsync(w->d_maskT, 0, TS_NBUF * bytes, w->st), err, errlen,
          "cudaMemsetAsync of the mask buffers"))
     return 1;
   w->ts_bytes = bytes;
@@ -1562,10 +1562,10 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
                          2 * g_smem_block_reserved <= g_smem_sm;
     for (uint64_t g0 = 0; g0 < snap->ngroups; g0 += cg, ci++) {
       const uint32_t ngr = (uint32_t)(snap->ngroups - g0 < cg ? snap->ngroups - g0 : cg);
-      const int buf = (int)(ci & 1);
+      const int buf = (int)(ci % TS_NBUF);
       uint32_t *mt = w->d_maskT + (size_t)buf * (w->ts_bytes / 4);
       /* the buffer's previous chunk must be through its MMA scan */
-      if (!serial && ci >= 2 &&
+      if (!serial && ci >= TS_NBUF &&
           ck(cudaStreamWaitEvent(sE, w->evM[buf], 0), err, errlen, "cudaStreamWaitEvent"))
         return 1;
       int er = g_nsm * __atomic_load_n(&g_ts_eblocks, __ATOMIC_RELAXED) / nkc;
@@ -1595,7 +1595,7 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
     }
   }
   /* w->st continues after the last MMA scan */
-  if (!serial && ck(cudaStreamWaitEvent(w->st, w->evM[(ci - 1) & 1], 0), err, errlen,
+  if (!serial && ck(cudaStreamWaitEvent(w->st, w->evM[(ci - 1) % TS_NBUF], 0), err, errlen,
                     "cudaStreamWaitEvent"))
     return 1;
   return 0;
