@@ -29,7 +29,7 @@
 ** and the host reduces them mod the field polynomial.
 **
 ** This is the LOP3 scan, used for small batches. Batches of TS_MIN_KEYS_DEFAULT
-** (16) keys and more run on the tensor-core scan of tensor_scan.cuh (binary
+** (10) keys and more run on the tensor-core scan of tensor_scan.cuh (binary
 ** MMA over a bit-transposed copy of the snapshot that the upload makes when
 ** it fits beside the plain one); PAGEPIR_CUDA_KERNEL=lop3|tensor overrides.
 ** Both give the same bits; docs/benchmarks/2026-11-27-tensor-kernel.md.

@@ -47,7 +47,7 @@
 /* Batches of at least this many keys use the tensor-core scan by default
 ** (the crossover measured on an H100: docs/PERFORMANCE.md). */
 #ifndef TS_MIN_KEYS_DEFAULT
-#define TS_MIN_KEYS_DEFAULT 12
+#define TS_MIN_KEYS_DEFAULT 10
 #endif
 #define TS_KPASS 48          /* keys a pass: 6 key tiles of 8 */
 #define TS_KT (TS_KPASS / 8) /* key tiles a pass */
