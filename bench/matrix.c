@@ -928,6 +928,7 @@ typedef struct per_q { /* measured once per Q, outside the SQL matrix */
 } per_q;
 
 static char g_cpu[256] = "unknown", g_gpu[256] = "", g_version[512] = "";
+static char g_devcopy[256] = ""; /* page_query_info.device_copy of the table (CUDA) */
 
 static void describe_cpu(void) {
   FILE *f = fopen("/proc/cpuinfo", "r");
@@ -970,12 +971,14 @@ static void write_csv(const csv_info *ci, const row *rows, int nrows, char *csvp
   }
   FILE *f = fopen(csvpath, "w");
   if (!f) die("cannot write %s: %s", csvpath, strerror(errno));
-  char h_cmd[2048], h_ver[512], h_reason[512], h_gpu[256], h_cpu[256];
+  char h_cmd[2048], h_ver[512], h_reason[512], h_gpu[256], h_cpu[256], h_copy[256];
   snprintf(h_cmd, sizeof h_cmd, "%s", ci->command);
   snprintf(h_ver, sizeof h_ver, "%s", g_version);
   snprintf(h_reason, sizeof h_reason, "%s", ci->reason);
   snprintf(h_gpu, sizeof h_gpu, "%s", ci->cuda ? g_gpu : "none used");
   snprintf(h_cpu, sizeof h_cpu, "%s", g_cpu);
+  snprintf(h_copy, sizeof h_copy, "%s", g_devcopy[0] ? g_devcopy : "none");
+  csv_clean(h_copy);
   csv_clean(h_cmd);
   csv_clean(h_ver);
   csv_clean(h_reason);
@@ -985,14 +988,15 @@ static void write_csv(const csv_info *ci, const row *rows, int nrows, char *csvp
           "# command=%s, commit=%s, cpu=%s, cores=%ld, gpu=%s, backend=%s (%s), threads=%d, simd=%s, "
           "snapshot=%s %llu pages %llu bytes seed %llu domain_bits %d, keys=deterministic key-seed %llu party 0 "
           "3 per query, floor=%s, baseline=%s, reps=%d, conc_rounds=%d, baseline_reps=%d, date=%s, "
-          "version=%s, skipped=%s\n",
+          "version=%s, skipped=%s, device_copy=%s\n",
           h_cmd, ci->commit, h_cpu, sysconf(_SC_NPROCESSORS_ONLN), h_gpu, ci->backend, h_reason, ci->tthreads,
           ci->simd[0] ? ci->simd : "-", g_snap, (unsigned long long)opt.pages, (unsigned long long)(opt.pages * PAGE),
           (unsigned long long)opt.seed, g_d, (unsigned long long)opt.key_seed,
           ci->cuda ? "device read kernel (gpu/baseline_kernel.cu)" : "page_query_read_pass",
           ci->cuda ? "reference subtree kernel in launches of 2 queries (gpu/baseline_kernel.cu)"
                : "reference algorithm on the CPU in groups of 2 queries (bench/matrix.c)",
-          opt.reps, opt.conc_rounds, opt.baseline_reps, stamp, h_ver, ci->skipped[0] ? ci->skipped : "none");
+          opt.reps, opt.conc_rounds, opt.baseline_reps, stamp, h_ver, ci->skipped[0] ? ci->skipped : "none",
+          h_copy);
   fprintf(f,
           "conc,q,keys,rounds,single_ms_per_batch,batch_ms_per_batch,speedup,single_qps,batch_qps,"
           "checksum_single,checksum_batch,checksum_baseline,answers_match,floor_ms,ratio_to_floor,"
@@ -1185,6 +1189,7 @@ int main(int argc, char **argv) {
       snprintf(reason, sizeof reason, "%s", sqlite3_column_text(st, 1));
       snprintf(simd, sizeof simd, "%s", sqlite3_column_text(st, 3));
       tthreads = sqlite3_column_int(st, 4);
+      snprintf(g_devcopy, sizeof g_devcopy, "%s", sqlite3_column_text(st, 5));
     }
     sqlite3_finalize(st);
     st = prep(cl[0].db, g_sec[S_VERSION]);
@@ -1197,6 +1202,7 @@ int main(int argc, char **argv) {
   printf("  %s\n  table: backend %s (%s)%s%s, opened in %.1f ms%s\n", g_version, backend, reason,
          cuda ? "" : ", simd ", cuda ? "" : simd, open_ms, cuda ? " (includes the upload)" : "");
   if (!cuda) printf("  scan threads per table: %d\n", tthreads);
+  if (g_devcopy[0]) printf("  device copy: %s\n", g_devcopy);
   int rt = roundtrip_check(&cl[0]);
   printf("  round trip through SQL (3 keygen pairs: answers XOR to the page, proofs check): %s\n",
          rt ? "FAILED" : "ok");

@@ -42,7 +42,8 @@
 CREATE VIRTUAL TABLE t USING page_query(file='@FILE@', backend='@BACKEND@', threads=@THREADS@, simd='@SIMD@');
 
 -- @section info
-SELECT backend, backend_reason, pages, coalesce(simd, '') AS simd, coalesce(threads, 0) AS threads
+SELECT backend, backend_reason, pages, coalesce(simd, '') AS simd, coalesce(threads, 0) AS threads,
+       coalesce(device_copy, '') AS device_copy
   FROM page_query_info WHERE schema = 'main' AND tbl = 't';
 
 -- @section version

@@ -981,7 +981,8 @@ extern "C" void pp_cuda_set_tensor_tuning(int mranges, int serial, int eblocks, 
 struct pp_cuda_snapshot {
   uint64_t npages;
   uint32_t ntiles;
-  uint4 *pages; /* ntiles * TILE pages, the tail past npages zero */
+  uint4 *pages; /* ntiles * TILE pages, the tail past npages zero; NULL when
+                ** the snapshot has only the bit-transposed copy */
   uint4 *folds; /* ntiles * TILE folds */
   /* the tensor-core scan's bit-transposed copy (tensor_scan.cuh), or NULL */
   uint64_t ngroups; /* 256-page groups */
@@ -996,7 +997,8 @@ static double now_us(void) {
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static int snap_alloc(uint64_t npages, pp_cuda_snapshot **out, char *err, size_t errlen) {
+static int snap_alloc(uint64_t npages, int plain, pp_cuda_snapshot **out, char *err,
+                      size_t errlen) {
   if (npages < 1 || npages > (1ull << 32)) {
     seterr(err, errlen, "a snapshot has 1 to 2^32 pages, got %llu", (unsigned long long)npages);
     return 1;
@@ -1008,11 +1010,12 @@ static int snap_alloc(uint64_t npages, pp_cuda_snapshot **out, char *err, size_t
   }
   s->npages = npages;
   s->ntiles = (uint32_t)((npages + TILE - 1) / TILE);
+  s->ngroups = (npages + TS_GROUP - 1) / TS_GROUP;
   const size_t padded = (size_t)s->ntiles * TILE;
   char what[128];
   snprintf(what, sizeof what, "cudaMalloc of %.3f GiB for the snapshot",
            padded * 4096.0 / 1073741824.0);
-  if (ck(dev_alloc((void **)&s->pages, padded * 4096), err, errlen, what)) {
+  if (plain && ck(dev_alloc((void **)&s->pages, padded * 4096), err, errlen, what)) {
     free(s);
     return 1;
   }
@@ -1030,8 +1033,9 @@ static int snap_alloc(uint64_t npages, pp_cuda_snapshot **out, char *err, size_t
   ** folds that way: on a busy GPU the clear could land after the upload's
   ** fold kernels and zero them (every proof of the batch wrong, answers
   ** right), and a scan could read padding not yet cleared. */
-  if (ck(cudaMemsetAsync((uint8_t *)s->pages + npages * 4096, 0, (padded - npages) * 4096, 0),
-         err, errlen, "cudaMemsetAsync of the snapshot padding") ||
+  if ((s->pages && ck(cudaMemsetAsync((uint8_t *)s->pages + npages * 4096, 0,
+                                       (padded - npages) * 4096, 0),
+                       err, errlen, "cudaMemsetAsync of the snapshot padding")) ||
       ck(cudaMemsetAsync(s->folds + npages, 0, (padded - npages) * 16, 0), err, errlen,
          "cudaMemsetAsync of the fold padding") ||
       ck(cudaStreamSynchronize(0), err, errlen, "clearing the snapshot padding")) {
@@ -1054,14 +1058,42 @@ extern "C" void pp_cuda_snapshot_free(pp_cuda_snapshot *snap) {
 }
 
 /* Transposes groups (a device list, or first..first+n-1) into the tensor
-** layout, on stream st. */
-static void launch_transpose(const pp_cuda_snapshot *s, const unsigned long long *dgroups,
-                             unsigned long long first, unsigned long long n, cudaStream_t st) {
+** layout, on stream st, from the plain copy (staged == NULL) or from a
+** staging buffer holding just those groups' pages, in order. */
+static void launch_transpose(const pp_cuda_snapshot *s, const uint4 *staged,
+                             const unsigned long long *dgroups, unsigned long long first,
+                             unsigned long long n, cudaStream_t st) {
   if (!n) return;
   unsigned long long blocks = (n * 8 + 7) / 8;
   if (blocks > (unsigned long long)g_nsm * 16) blocks = (unsigned long long)g_nsm * 16;
   transpose_groups_kernel<<<(unsigned)blocks, 256, 0, st>>>(
-      s->pages, s->folds, s->npages, dgroups, first, n, s->tdata, s->tfold);
+      staged ? staged : s->pages, staged != NULL, s->folds, s->npages, dgroups, first, n,
+      s->tdata, s->tfold);
+}
+
+/* Device bytes of the two layouts of an npages snapshot (the folds, 16
+** bytes a page, go with either). */
+static double plain_bytes(uint64_t npages) {
+  return (double)((npages + TILE - 1) / TILE) * TILE * 4112.0;
+}
+static double transposed_bytes(uint64_t npages) {
+  const double ng = (double)((npages + TS_GROUP - 1) / TS_GROUP);
+  return ng * (1048576.0 + 4096.0) + (double)((npages + TILE - 1) / TILE) * TILE * 16.0;
+}
+
+/* Allocates the bit-transposed copy (tdata, tfold). */
+static int snap_alloc_transposed(pp_cuda_snapshot *s, char *err, size_t errlen) {
+  char what[128];
+  snprintf(what, sizeof what, "cudaMalloc of %.3f GiB for the bit-transposed snapshot",
+           (double)s->ngroups * 1048576.0 / 1073741824.0);
+  if (ck(dev_alloc((void **)&s->tdata, (size_t)s->ngroups * 1048576), err, errlen, what) ||
+      ck(dev_alloc((void **)&s->tfold, (size_t)s->ngroups * 4096), err, errlen,
+         "cudaMalloc for the transposed folds")) {
+    if (s->tdata) cudaFree(s->tdata);
+    s->tdata = NULL;
+    return 1;
+  }
+  return 0;
 }
 
 /* Makes the bit-transposed copy for the tensor-core scan when it is wanted
@@ -1070,10 +1102,9 @@ static void launch_transpose(const pp_cuda_snapshot *s, const unsigned long long
 ** batch runs on the LOP3 scan. Folds must be computed. A failure here is
 ** not an error: the snapshot just has no transposed copy. */
 static void snap_make_transposed(pp_cuda_snapshot *s, cudaStream_t st) {
-  const uint64_t ng = (s->npages + TS_GROUP - 1) / TS_GROUP;
-  const double plain_gib = ((double)s->ntiles * TILE * 4112.0) / 1073741824.0;
+  const uint64_t ng = s->ngroups;
+  const double plain_gib = plain_bytes(s->npages) / 1073741824.0;
   const double tr_gib = (double)ng * (1048576.0 + 4096.0) / 1073741824.0;
-  s->ngroups = ng;
   if (g_kernel_mode == 1) {
     snprintf(s->layout, sizeof s->layout,
              "plain %.3f GiB (LOP3 scan only: PAGEPIR_CUDA_KERNEL=lop3)", plain_gib);
@@ -1081,18 +1112,14 @@ static void snap_make_transposed(pp_cuda_snapshot *s, cudaStream_t st) {
   }
   size_t fr = 0, tot = 0;
   if (cudaMemGetInfo(&fr, &tot) != cudaSuccess ||
-      (double)fr < (tr_gib + 1.0) * 1073741824.0 ||
-      dev_alloc((void **)&s->tdata, (size_t)ng * 1048576) != cudaSuccess ||
-      dev_alloc((void **)&s->tfold, (size_t)ng * 4096) != cudaSuccess) {
+      (double)fr < (tr_gib + 1.0) * 1073741824.0 || snap_alloc_transposed(s, NULL, 0)) {
     cudaGetLastError();
-    if (s->tdata) cudaFree(s->tdata);
-    s->tdata = NULL;
     snprintf(s->layout, sizeof s->layout,
              "plain %.3f GiB (no room for the %.3f GiB transposed copy: LOP3 scan only)",
              plain_gib, tr_gib);
     return;
   }
-  launch_transpose(s, NULL, 0, ng, st);
+  launch_transpose(s, NULL, NULL, 0, ng, st);
   if (cudaGetLastError() != cudaSuccess || cudaStreamSynchronize(st) != cudaSuccess) {
     cudaGetLastError();
     cudaFree(s->tdata);
@@ -1184,9 +1211,77 @@ static void launch_folds(const pp_cuda_snapshot *s, uint64_t first, uint64_t n, 
   fold_kernel<<<(unsigned)blocks, 256, 0, st>>>(s->pages + first * 256, s->folds + first, n);
 }
 
-extern "C" int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
-                                       pp_cuda_snapshot **out, double *upload_us, char *err,
-                                       size_t errlen) {
+/* Which copies an upload makes. Plain only for PAGEPIR_CUDA_KERNEL=lop3 and
+** for the benchmarks' own copy (their floor and baseline read it); the
+** bit-transposed one only for PAGEPIR_CUDA_KERNEL=tensor, and by default
+** when the two do not fit together but it does (then every batch runs on
+** the tensor-core scan: 1.2x the LOP3 scan's time for one 3-key query, half
+** of it from 24 keys on); both by default when they fit. */
+enum { LAYOUT_PLAIN = 1, LAYOUT_TRANSPOSED = 2, LAYOUT_BOTH = 3 };
+#define LAYOUT_SPARE (1.0 * 1073741824.0) /* left for the scans' workspaces */
+static int choose_layout(uint64_t npages, int plain_only, char *why, size_t whylen) {
+  const double gib = 1073741824.0, pb = plain_bytes(npages), tb = transposed_bytes(npages);
+  why[0] = 0;
+  if (plain_only || g_kernel_mode == 1) return LAYOUT_PLAIN;
+  if (g_kernel_mode == 2) {
+    snprintf(why, whylen, "PAGEPIR_CUDA_KERNEL=tensor");
+    return LAYOUT_TRANSPOSED;
+  }
+  size_t fr = 0, tot = 0;
+  if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+    cudaGetLastError();
+    return LAYOUT_BOTH; /* the allocations will tell */
+  }
+  if ((double)fr >= pb + tb + LAYOUT_SPARE) return LAYOUT_BOTH;
+  if ((double)fr >= tb + LAYOUT_SPARE + 2.0 * STAGE_BYTES) {
+    snprintf(why, whylen, "no room for the plain %.3f GiB too", pb / gib);
+    return LAYOUT_TRANSPOSED;
+  }
+  return LAYOUT_BOTH; /* plain, and the transposed copy if it fits after all */
+}
+
+/* The upload of a snapshot that gets only the bit-transposed copy: each
+** 64 MiB chunk (64 whole groups) goes through pinned staging to a device
+** staging buffer, is folded there into the snapshot's folds and transposed
+** into tdata/tfold. Two device buffers, one a stream. */
+static int upload_transposed(pp_cuda_snapshot *s, const uint8_t *host, int nth, char *err,
+                             size_t errlen) {
+  static_assert(STAGE_BYTES % (TS_GROUP * 4096) == 0, "upload chunks are whole groups");
+  uint4 *dst[2] = {NULL, NULL};
+  int rc = snap_alloc_transposed(s, err, errlen) ||
+           ck(dev_alloc((void **)&dst[0], STAGE_BYTES), err, errlen, "cudaMalloc for upload staging") ||
+           ck(dev_alloc((void **)&dst[1], STAGE_BYTES), err, errlen, "cudaMalloc for upload staging");
+  const uint64_t total = s->npages * 4096ull;
+  uint64_t off = 0;
+  for (uint64_t ci = 0; !rc && off < total; ci++) {
+    const int sb = (int)(ci % STAGE_NB);
+    cudaStream_t st = g_stage_st[ci & 1];
+    const size_t len = (size_t)(total - off < STAGE_BYTES ? total - off : STAGE_BYTES);
+    const uint64_t first = off / 4096, npg = len / 4096;
+    rc = ck(cudaEventSynchronize(g_stage_ev[sb]), err, errlen, "waiting for a staging copy");
+    if (rc) break;
+    parallel_copy(g_stage[sb], host + off, len, len < (8u << 20) ? 1 : nth);
+    rc = ck(cudaMemcpyAsync(dst[ci & 1], g_stage[sb], len, cudaMemcpyHostToDevice, st), err,
+            errlen, "cudaMemcpyAsync of a snapshot chunk") ||
+         ck(cudaEventRecord(g_stage_ev[sb], st), err, errlen, "cudaEventRecord");
+    if (rc) break;
+    unsigned long long blocks = (npg + 7) / 8;
+    if (blocks > (unsigned long long)g_nsm * 16) blocks = (unsigned long long)g_nsm * 16;
+    fold_kernel<<<(unsigned)blocks, 256, 0, st>>>(dst[ci & 1], s->folds + first, npg);
+    launch_transpose(s, dst[ci & 1], NULL, first / TS_GROUP, (npg + TS_GROUP - 1) / TS_GROUP, st);
+    rc = ck(cudaGetLastError(), err, errlen, "launching the fold and transpose kernels");
+    off += len;
+  }
+  for (int i = 0; i < 2; i++)
+    if (ck(cudaStreamSynchronize(g_stage_st[i]), rc ? NULL : err, errlen, "the snapshot upload"))
+      rc = 1;
+  cudaFree(dst[0]);
+  cudaFree(dst[1]);
+  return rc;
+}
+
+static int snapshot_upload(const uint8_t *host, uint64_t npages, int plain_only,
+                           pp_cuda_snapshot **out, double *upload_us, char *err, size_t errlen) {
   double t0 = now_us();
   if (!host || !out) {
     seterr(err, errlen, "pp_cuda_snapshot_upload: null argument");
@@ -1194,13 +1289,20 @@ extern "C" int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
   }
   *out = NULL;
   if (init(err, errlen)) return 1;
+  char why[96];
+  const int layout = choose_layout(npages, plain_only, why, sizeof why);
   pp_cuda_snapshot *s;
-  if (snap_alloc(npages, &s, err, errlen)) return 1;
+  if (snap_alloc(npages, layout != LAYOUT_TRANSPOSED, &s, err, errlen)) return 1;
   pthread_mutex_lock(&g_stage_mu);
   int rc = stage_init_locked(err, errlen);
-  if (!rc) {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int nth = ncpu > 1 ? (int)(ncpu < 8 ? ncpu : 8) : 1;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int nth = ncpu > 1 ? (int)(ncpu < 8 ? ncpu : 8) : 1;
+  if (!rc && layout == LAYOUT_TRANSPOSED) {
+    rc = upload_transposed(s, host, nth, err, errlen);
+    snprintf(s->layout, sizeof s->layout,
+             "bit-transposed %.3f GiB only (%s: every batch on the tensor-core scan)",
+             transposed_bytes(npages) / 1073741824.0, why);
+  } else if (!rc) {
     const uint64_t total = npages * 4096ull;
     uint64_t off = 0;
     for (uint64_t ci = 0; off < total; ci++) {
@@ -1225,7 +1327,12 @@ extern "C" int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
       if (ck(cudaStreamSynchronize(g_stage_st[i]), rc ? NULL : err, errlen,
              "the snapshot upload"))
         rc = 1;
-    if (!rc) snap_make_transposed(s, g_stage_st[0]);
+    if (!rc && layout == LAYOUT_BOTH) snap_make_transposed(s, g_stage_st[0]);
+    if (!rc && layout == LAYOUT_PLAIN)
+      snprintf(s->layout, sizeof s->layout, "plain %.3f GiB (%s)",
+               plain_bytes(npages) / 1073741824.0,
+               plain_only ? "for the benchmarks' floor and baseline"
+                          : "LOP3 scan only: PAGEPIR_CUDA_KERNEL=lop3");
   }
   pthread_mutex_unlock(&g_stage_mu);
   if (rc) {
@@ -1235,6 +1342,18 @@ extern "C" int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
   *out = s;
   if (upload_us) *upload_us = now_us() - t0;
   return 0;
+}
+
+extern "C" int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
+                                       pp_cuda_snapshot **out, double *upload_us, char *err,
+                                       size_t errlen) {
+  return snapshot_upload(host, npages, 0, out, upload_us, err, errlen);
+}
+
+extern "C" int pp_cuda_snapshot_upload_plain(const uint8_t *host, uint64_t npages,
+                                             pp_cuda_snapshot **out, double *upload_us,
+                                             char *err, size_t errlen) {
+  return snapshot_upload(host, npages, 1, out, upload_us, err, errlen);
 }
 
 /* Pages staged contiguously in `src` go to their places idx[i] in the
@@ -1267,9 +1386,58 @@ static int transpose_group_list(pp_cuda_snapshot *snap, const unsigned long long
       ck(cudaMemcpyAsync(didx, hidx, sizeof *hidx * ng, cudaMemcpyHostToDevice, st), err, errlen,
          "cudaMemcpyAsync of group numbers"))
     return 1;
-  launch_transpose(snap, didx, 0, (unsigned long long)ng, st);
+  launch_transpose(snap, NULL, didx, 0, (unsigned long long)ng, st);
   return ck(cudaGetLastError(), err, errlen, "launching the group transpose") ||
          ck(cudaStreamSynchronize(st), err, errlen, "transposing changed groups");
+}
+
+/* A rotation's changed pages when the snapshot has only the transposed
+** copy: every 256-page group holding one is staged whole from the new
+** epoch's mapping (64 groups a transfer), folded and transposed again. */
+static int update_transposed(pp_cuda_snapshot *snap, const uint8_t *host, const int64_t *pages,
+                             int n, char *err, size_t errlen) {
+  const int per = (int)(STAGE_BYTES / (TS_GROUP * 4096)); /* groups a transfer */
+  const size_t gbytes = (size_t)TS_GROUP * 4096;
+  uint4 *dsrc = NULL;
+  unsigned long long *didx = NULL, hidx[STAGE_BYTES / (TS_GROUP * 4096)];
+  cudaStream_t st = g_stage_st[0];
+  int rc = ck(dev_alloc((void **)&dsrc, STAGE_BYTES), err, errlen, "cudaMalloc for changed groups") ||
+           ck(dev_alloc((void **)&didx, sizeof hidx), err, errlen, "cudaMalloc for group numbers");
+  int ng = 0;
+  for (int i = 0; !rc && i <= n; i++) {
+    const unsigned long long G = i < n ? (unsigned long long)pages[i] / TS_GROUP : 0;
+    if (i < n && ng > 0 && hidx[ng - 1] == G) continue; /* repeats cost a repeat only */
+    if (ng > 0 && (i == n || ng == per)) {
+      /* stage, fold and transpose the ng groups listed */
+      rc = ck(cudaStreamSynchronize(st), err, errlen, "waiting for the previous groups");
+      for (int e = 0; !rc && e < ng; e++) {
+        const uint64_t p0 = hidx[e] * TS_GROUP;
+        const uint64_t np = snap->npages - p0 < TS_GROUP ? snap->npages - p0 : TS_GROUP;
+        memcpy(g_stage[0] + (size_t)e * gbytes, host + p0 * 4096, (size_t)np * 4096);
+      }
+      if (!rc)
+        rc = ck(cudaMemcpyAsync(dsrc, g_stage[0], (size_t)ng * gbytes, cudaMemcpyHostToDevice, st),
+                err, errlen, "cudaMemcpyAsync of changed groups") ||
+             ck(cudaMemcpyAsync(didx, hidx, sizeof *hidx * ng, cudaMemcpyHostToDevice, st), err,
+                errlen, "cudaMemcpyAsync of group numbers");
+      for (int e = 0; !rc && e < ng; e++) {
+        const uint64_t p0 = hidx[e] * TS_GROUP;
+        const uint64_t np = snap->npages - p0 < TS_GROUP ? snap->npages - p0 : TS_GROUP;
+        fold_kernel<<<(unsigned)((np + 7) / 8), 256, 0, st>>>(dsrc + (size_t)e * TS_GROUP * 256,
+                                                             snap->folds + p0, np);
+      }
+      if (!rc) {
+        launch_transpose(snap, dsrc, didx, 0, (unsigned long long)ng, st);
+        rc = ck(cudaGetLastError(), err, errlen, "launching the fold and transpose kernels") ||
+             ck(cudaStreamSynchronize(st), err, errlen, "transposing changed groups");
+      }
+      ng = 0;
+    }
+    if (i < n) hidx[ng++] = G;
+  }
+  cudaFree(dsrc);
+  cudaFree(didx);
+  return rc;
 }
 
 /* A rotation's changed pages: gathered from the new epoch's mapping into
@@ -1291,6 +1459,13 @@ extern "C" int pp_cuda_snapshot_update(pp_cuda_snapshot *snap, const uint8_t *ho
   if (n == 0) {
     if (us) *us = 0;
     return 0;
+  }
+  if (!snap->pages) { /* the transposed copy only */
+    pthread_mutex_lock(&g_stage_mu);
+    int rc = stage_init_locked(err, errlen) || update_transposed(snap, host, pages, n, err, errlen);
+    pthread_mutex_unlock(&g_stage_mu);
+    if (!rc && us) *us = now_us() - t0;
+    return rc;
   }
   const unsigned per = STAGE_BYTES / 4096; /* pages per chunk */
   uint4 *dsrc = NULL;
@@ -1354,7 +1529,7 @@ extern "C" int pp_cuda_snapshot_synthetic(uint64_t npages, uint64_t seed,
   *out = NULL;
   if (init(err, errlen)) return 1;
   pp_cuda_snapshot *s;
-  if (snap_alloc(npages, &s, err, errlen)) return 1;
+  if (snap_alloc(npages, 1, &s, err, errlen)) return 1;
   gen_kernel<<<(unsigned)g_nsm * 8, 256>>>(s->pages, npages * 256ull, seed);
   int rc = ck(cudaGetLastError(), err, errlen, "launching the generator kernel");
   if (!rc) {
@@ -1665,7 +1840,11 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
   /* the scan kernel: the tensor-core one for large batches (and when forced) */
   const int mode = (flags & FLAG_TENSOR) ? 2 : (flags & FLAG_LOP3) ? 1 : g_kernel_mode;
   int use_tensor = snap->tdata != NULL && !(flags & FLAG_NO_PROOF) &&
-                         (mode == 2 || (mode == 0 && nkeys >= g_tensor_min_keys));
+                   (!snap->pages || mode == 2 || (mode == 0 && nkeys >= g_tensor_min_keys));
+  if (!snap->pages && !use_tensor) { /* bench tuning flags only */
+    seterr(err, errlen, "this snapshot has only the bit-transposed device copy: no LOP3 scan");
+    return 1;
+  }
   if (t) t->tensor = use_tensor;
 
   Ws *w = ws_acquire(nkeys, err, errlen);
@@ -1682,11 +1861,17 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
           err, errlen, "copying the keys to the device") ||
        ck(cudaEventRecord(w->ev[1], w->st), err, errlen, "cudaEventRecord");
   /* the tensor scan's mask buffers; without room for them the batch runs
-  ** on the LOP3 scan (same answers) rather than fail */
-  if (use_tensor && ws_tensor_ready(w, (size_t)ts_chunk_groups(snap) * TS_KPASS * 4096, NULL, 0)) {
+  ** on the LOP3 scan (same answers) rather than fail, where there is one */
+  if (!rc && use_tensor &&
+      ws_tensor_ready(w, (size_t)ts_chunk_groups(snap) * TS_KPASS * 4096, err, errlen)) {
     cudaGetLastError();
-    use_tensor = 0;
-    if (t) t->tensor = 0;
+    if (!snap->pages) {
+      rc = 1; /* err says which allocation failed */
+    } else {
+      if (err && errlen) err[0] = 0;
+      use_tensor = 0;
+      if (t) t->tensor = 0;
+    }
   }
   if (!rc && use_tensor) {
     rc = tensor_scan(snap, w, nkeys, err, errlen);

@@ -33,11 +33,18 @@ int pp_cuda_compiled(void);
 ** memory, not compiled in). */
 int pp_cuda_probe(uint64_t bytes_needed, char *why, size_t whylen);
 
-/* Copies npages pages at `host` to the device. Returns 0 on success; on
-** failure nonzero and a sentence in err. *upload_us gets the wall time. */
+/* Copies npages pages at `host` to the device: the plain copy, the
+** bit-transposed one, or both (docs/PERFORMANCE.md, "Crossover and memory";
+** pp_cuda_snapshot_describe says which). Returns 0 on success; on failure
+** nonzero and a sentence in err. *upload_us gets the wall time. */
 int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
                             pp_cuda_snapshot **out, double *upload_us,
                             char *err, size_t errlen);
+/* The same, with the plain copy only (the benchmarks' floor and baseline
+** kernels read it: pp_cuda_snapshot_device_pages). */
+int pp_cuda_snapshot_upload_plain(const uint8_t *host, uint64_t npages,
+                                  pp_cuda_snapshot **out, double *upload_us,
+                                  char *err, size_t errlen);
 void pp_cuda_snapshot_free(pp_cuda_snapshot *snap);
 /* Replaces n pages of the device copy (page numbers in `pages`, contents
 ** read from the host mapping `host` of the new epoch) and their folds. No

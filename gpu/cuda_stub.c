@@ -30,6 +30,11 @@ int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages, pp_cuda_snapsh
   return 1;
 }
 
+int pp_cuda_snapshot_upload_plain(const uint8_t *host, uint64_t npages, pp_cuda_snapshot **out,
+                                  double *upload_us, char *err, size_t errlen) {
+  return pp_cuda_snapshot_upload(host, npages, out, upload_us, err, errlen);
+}
+
 void pp_cuda_snapshot_free(pp_cuda_snapshot *snap) { (void)snap; }
 
 int pp_cuda_snapshot_update(pp_cuda_snapshot *snap, const uint8_t *host, const int64_t *pages,

@@ -87,10 +87,14 @@ __device__ __forceinline__ size_t tdata_word(unsigned long long G, int b, int vg
 }
 
 /* Plain pages -> tdata and tfold for the groups listed in `groups` (or, when
-** it is NULL, groups first..first+n-1). One warp per (group, 32-page block):
-** lane i loads vector v of page 32P+i, and each of its four words becomes,
-** transposed, bit b = 32c + j of row v for those 32 pages in lane j. */
-__global__ void transpose_groups_kernel(const uint4 *__restrict__ pages,
+** it is NULL, groups first..first+n-1). The pages come from the plain device
+** copy (staged == 0: page p at pages[256 p]) or, when there is none, from a
+** staging buffer holding the n groups' pages one group after another
+** (staged == 1); folds are always the snapshot's (already computed). One
+** warp per (group, 32-page block): lane i loads vector v of page 32P+i, and
+** each of its four words becomes, transposed, bit b = 32c + j of row v for
+** those 32 pages in lane j. */
+__global__ void transpose_groups_kernel(const uint4 *__restrict__ pages, int staged,
                                         const uint4 *__restrict__ folds,
                                         unsigned long long npages,
                                         const unsigned long long *__restrict__ groups,
@@ -103,11 +107,13 @@ __global__ void transpose_groups_kernel(const uint4 *__restrict__ pages,
        w < n * 8; w += nw) {
     const unsigned long long G = groups ? groups[w >> 3] : first + (w >> 3);
     const int P = (int)(w & 7);
-    const unsigned long long page = G * TS_GROUP + 32ull * (unsigned)P + (unsigned)lane;
+    const unsigned in_group = 32u * (unsigned)P + (unsigned)lane;
+    const unsigned long long page = G * TS_GROUP + in_group;
+    const unsigned long long src = staged ? (w >> 3) * TS_GROUP + in_group : page;
     const bool live = page < npages;
     const int Lbase = P & 3, chalf = 2 * (P >> 2);
     for (int v = 0; v < 256; v++) {
-      uint4 x = live ? pages[page * 256 + (unsigned)v] : make_uint4(0, 0, 0, 0);
+      uint4 x = live ? pages[src * 256 + (unsigned)v] : make_uint4(0, 0, 0, 0);
       const uint32_t wd[4] = {x.x, x.y, x.z, x.w};
       const int vg = v >> 4, g = v & 7, comp = ((v >> 3) & 1) + chalf;
       const int L = (g << 2) | Lbase;

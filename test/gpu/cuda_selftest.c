@@ -431,6 +431,15 @@ static int upload(const snap_t *s, pp_cuda_snapshot **ds) {
     check(0, "upload of %llu pages failed: %s", (unsigned long long)s->npages, err);
     return 1;
   }
+  /* PAGEPIR_CUDA_KERNEL=tensor: the transposed copy alone (its staged upload) */
+  const char *km = getenv("PAGEPIR_CUDA_KERNEL");
+  if (km && !strcmp(km, "tensor")) {
+    char lay[200];
+    pp_cuda_snapshot_describe(*ds, lay, sizeof lay);
+    check(!strncmp(lay, "bit-transposed", 14) && strstr(lay, " only "),
+          "npages=%llu: PAGEPIR_CUDA_KERNEL=tensor but the device holds: %s",
+          (unsigned long long)s->npages, lay);
+  }
   return 0;
 }
 
