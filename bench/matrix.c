@@ -24,6 +24,10 @@
 **             GPU: gpu/baseline_kernel.cu, the reference's subtree kernel.
 **   direct    GPU only: pp_cuda_scan on that device copy (our kernel without
 **             SQLite), so kernel + transfer time stands next to the SQL time.
+**             That copy always has the plain layout (the floor and baseline
+**             read it) and the bit-transposed one where both fit, so where
+**             the table holds the transposed copy alone (a file that fits the
+**             device once) direct runs the LOP3 scan and SQL the tensor one.
 ** Every answer is checked: the baseline's, ours through SQL (every round of
 ** both modes) and ours direct must be byte-equal; a keygen pair is
 ** reconstructed through SQL and compared with the page, and its proof

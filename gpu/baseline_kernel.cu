@@ -269,7 +269,7 @@ extern "C" int pp_bench_gpu_open(const uint8_t *host, uint64_t npages, pp_bench_
     return 1;
   }
   double us = 0;
-  if (pp_cuda_snapshot_upload_plain(host, npages, &g->snap, &us, err, errlen)) {
+  if (pp_cuda_snapshot_upload_with_plain(host, npages, &g->snap, &us, err, errlen)) {
     free(g);
     return 1;
   }

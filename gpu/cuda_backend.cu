@@ -768,6 +768,7 @@ static int g_init_state = 0; /* 0 not tried, 1 ok, -1 failed */
 static char g_init_err[256];
 static char g_devname[256];
 static int g_nsm = 0;
+static char g_kernel_why[64] = "PAGEPIR_CUDA_KERNEL=lop3"; /* why g_kernel_mode is 1 */
 static size_t g_smem_sm = 0, g_smem_block_reserved = 0; /* per SM; reserved a block */
 static int g_maxchunk = 0;
 static unsigned long long g_allocs = 0;
@@ -909,6 +910,7 @@ static int init_locked(char *err, size_t errlen) {
   if (e != cudaSuccess) {
     cudaGetLastError();
     g_kernel_mode = 1; /* LOP3 only */
+    snprintf(g_kernel_why, sizeof g_kernel_why, "the tensor-core kernels could not be set up");
   } else {
     const char *km = getenv("PAGEPIR_CUDA_KERNEL");
     g_kernel_mode = km && !strcmp(km, "lop3") ? 1 : km && !strcmp(km, "tensor") ? 2 : 0;
@@ -1076,9 +1078,12 @@ static void launch_transpose(const pp_cuda_snapshot *s, const uint4 *staged,
 static double plain_bytes(uint64_t npages) {
   return (double)((npages + TILE - 1) / TILE) * TILE * 4112.0;
 }
-static double transposed_bytes(uint64_t npages) {
+static double transposed_bytes(uint64_t npages) { /* tdata and tfold, without the folds */
   const double ng = (double)((npages + TS_GROUP - 1) / TS_GROUP);
-  return ng * (1048576.0 + 4096.0) + (double)((npages + TILE - 1) / TILE) * TILE * 16.0;
+  return ng * (1048576.0 + 4096.0);
+}
+static double fold_bytes(uint64_t npages) {
+  return (double)((npages + TILE - 1) / TILE) * TILE * 16.0;
 }
 
 /* Allocates the bit-transposed copy (tdata, tfold). */
@@ -1106,8 +1111,8 @@ static void snap_make_transposed(pp_cuda_snapshot *s, cudaStream_t st) {
   const double plain_gib = plain_bytes(s->npages) / 1073741824.0;
   const double tr_gib = (double)ng * (1048576.0 + 4096.0) / 1073741824.0;
   if (g_kernel_mode == 1) {
-    snprintf(s->layout, sizeof s->layout,
-             "plain %.3f GiB (LOP3 scan only: PAGEPIR_CUDA_KERNEL=lop3)", plain_gib);
+    snprintf(s->layout, sizeof s->layout, "plain %.3f GiB (LOP3 scan only: %s)", plain_gib,
+             g_kernel_why);
     return;
   }
   size_t fr = 0, tot = 0;
@@ -1211,8 +1216,9 @@ static void launch_folds(const pp_cuda_snapshot *s, uint64_t first, uint64_t n, 
   fold_kernel<<<(unsigned)blocks, 256, 0, st>>>(s->pages + first * 256, s->folds + first, n);
 }
 
-/* Which copies an upload makes. Plain only for PAGEPIR_CUDA_KERNEL=lop3 and
-** for the benchmarks' own copy (their floor and baseline read it); the
+/* Which copies an upload makes. Plain only for PAGEPIR_CUDA_KERNEL=lop3 (or
+** when the tensor-core kernels could not be set up); always a plain one for
+** the benchmarks' own copy (their floor and baseline read it); the
 ** bit-transposed one only for PAGEPIR_CUDA_KERNEL=tensor, and by default
 ** when the two do not fit together but it does (then every batch runs on
 ** the tensor-core scan: 1.2x the LOP3 scan's time for one 3-key query, half
@@ -1222,7 +1228,8 @@ enum { LAYOUT_PLAIN = 1, LAYOUT_TRANSPOSED = 2, LAYOUT_BOTH = 3 };
 static int choose_layout(uint64_t npages, int plain_only, char *why, size_t whylen) {
   const double gib = 1073741824.0, pb = plain_bytes(npages), tb = transposed_bytes(npages);
   why[0] = 0;
-  if (plain_only || g_kernel_mode == 1) return LAYOUT_PLAIN;
+  if (g_kernel_mode == 1) return LAYOUT_PLAIN;
+  if (plain_only) return LAYOUT_BOTH; /* the transposed copy too where it fits */
   if (g_kernel_mode == 2) {
     snprintf(why, whylen, "PAGEPIR_CUDA_KERNEL=tensor");
     return LAYOUT_TRANSPOSED;
@@ -1232,8 +1239,8 @@ static int choose_layout(uint64_t npages, int plain_only, char *why, size_t whyl
     cudaGetLastError();
     return LAYOUT_BOTH; /* the allocations will tell */
   }
-  if ((double)fr >= pb + tb + LAYOUT_SPARE) return LAYOUT_BOTH;
-  if ((double)fr >= tb + LAYOUT_SPARE + 2.0 * STAGE_BYTES) {
+  if ((double)fr >= pb + tb + LAYOUT_SPARE) return LAYOUT_BOTH; /* pb has the folds */
+  if ((double)fr >= tb + fold_bytes(npages) + LAYOUT_SPARE + 2.0 * STAGE_BYTES) {
     snprintf(why, whylen, "no room for the plain %.3f GiB too", pb / gib);
     return LAYOUT_TRANSPOSED;
   }
@@ -1329,10 +1336,8 @@ static int snapshot_upload(const uint8_t *host, uint64_t npages, int plain_only,
         rc = 1;
     if (!rc && layout == LAYOUT_BOTH) snap_make_transposed(s, g_stage_st[0]);
     if (!rc && layout == LAYOUT_PLAIN)
-      snprintf(s->layout, sizeof s->layout, "plain %.3f GiB (%s)",
-               plain_bytes(npages) / 1073741824.0,
-               plain_only ? "for the benchmarks' floor and baseline"
-                          : "LOP3 scan only: PAGEPIR_CUDA_KERNEL=lop3");
+      snprintf(s->layout, sizeof s->layout, "plain %.3f GiB (LOP3 scan only: %s)",
+               plain_bytes(npages) / 1073741824.0, g_kernel_why);
   }
   pthread_mutex_unlock(&g_stage_mu);
   if (rc) {
@@ -1350,7 +1355,7 @@ extern "C" int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
   return snapshot_upload(host, npages, 0, out, upload_us, err, errlen);
 }
 
-extern "C" int pp_cuda_snapshot_upload_plain(const uint8_t *host, uint64_t npages,
+extern "C" int pp_cuda_snapshot_upload_with_plain(const uint8_t *host, uint64_t npages,
                                              pp_cuda_snapshot **out, double *upload_us,
                                              char *err, size_t errlen) {
   return snapshot_upload(host, npages, 1, out, upload_us, err, errlen);
@@ -1608,8 +1613,10 @@ static int ws_grow(Ws *w, int nkeys, char *err, size_t errlen) {
 }
 
 /* Streams, events and mask buffers of the tensor-core scan (once a
-** workspace; the buffers grow only). */
-static int ws_tensor_ready(Ws *w, size_t bytes, char *err, size_t errlen) {
+** workspace; the buffers grow to `bytes` a buffer when they can, and must
+** hold at least min_bytes: with no plain copy to fall back on, a scan takes
+** smaller chunks rather than fail). */
+static int ws_tensor_ready(Ws *w, size_t bytes, size_t min_bytes, char *err, size_t errlen) {
   if (!w->ts_ready) {
     /* what a failed try made stays (non-NULL) and is not made again */
     if (!w->st2 && ck(cudaStreamCreateWithFlags(&w->st2, cudaStreamNonBlocking), err, errlen,
@@ -1632,18 +1639,27 @@ static int ws_tensor_ready(Ws *w, size_t bytes, char *err, size_t errlen) {
     w->ts_ready = 1;
   }
   if (w->ts_bytes >= bytes) return 0;
-  if (w->d_maskT) cudaFree(w->d_maskT);
-  w->d_maskT = NULL;
-  w->ts_bytes = 0;
-  if (ck(dev_alloc((void **)&w->d_maskT, TS_NBUF * bytes), err, errlen,
-         "cudaMalloc for the tensor scan's masks") ||
-      /* tidiness only (compute-sanitizer's initcheck): key slots past a pass's
-      ** last key hold stale or no masks, and their MMA columns are dropped */
-      ck(cudaMemsetAsync(w->d_maskT, 0, TS_NBUF * bytes, w->st), err, errlen,
-         "cudaMemsetAsync of the mask buffers"))
-    return 1;
-  w->ts_bytes = bytes;
-  return 0;
+  /* a larger buffer; short of memory, halves down to min_bytes, or keeps
+  ** the buffer there is when it holds min_bytes (smaller chunks) */
+  for (size_t b = bytes;; b = b / 2 > min_bytes ? b / 2 : min_bytes) {
+    uint32_t *p = NULL;
+    if (dev_alloc((void **)&p, TS_NBUF * b) == cudaSuccess) {
+      if (w->d_maskT) cudaFree(w->d_maskT);
+      w->d_maskT = p;
+      w->ts_bytes = b;
+      /* tidiness only (compute-sanitizer's initcheck): key slots past a
+      ** pass's last key hold stale or no masks, and their MMA columns are
+      ** dropped */
+      return ck(cudaMemsetAsync(w->d_maskT, 0, TS_NBUF * b, w->st), err, errlen,
+                "cudaMemsetAsync of the mask buffers");
+    }
+    cudaGetLastError();
+    if (w->ts_bytes >= min_bytes) return 0;
+    if (b <= min_bytes) break;
+  }
+  seterr(err, errlen, "cudaMalloc of %.1f MiB for the tensor scan's masks failed: out of device memory",
+         TS_NBUF * (double)min_bytes / 1048576.0);
+  return 1;
 }
 
 static Ws *ws_acquire(int nkeys, char *err, size_t errlen) {
@@ -1718,7 +1734,8 @@ static uint64_t ts_chunk_groups(const pp_cuda_snapshot *snap) {
 static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size_t errlen) {
   /* chunks of the same groups whatever the pass's keys (measured: chunks as
   ** large for smaller passes gain nothing) */
-  const uint64_t cg = ts_chunk_groups(snap);
+  uint64_t cg = ts_chunk_groups(snap);
+  if (cg > w->ts_bytes / ((size_t)TS_KPASS * 4096)) cg = w->ts_bytes / ((size_t)TS_KPASS * 4096);
   const int serial = __atomic_load_n(&g_ts_serial, __ATOMIC_RELAXED);
   cudaStream_t sE = w->st, sM = serial ? w->st : w->st2;
   /* the MMA stream starts after the keys and the cleared outputs */
@@ -1841,7 +1858,7 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
   const int mode = (flags & FLAG_TENSOR) ? 2 : (flags & FLAG_LOP3) ? 1 : g_kernel_mode;
   int use_tensor = snap->tdata != NULL && !(flags & FLAG_NO_PROOF) &&
                    (!snap->pages || mode == 2 || (mode == 0 && nkeys >= g_tensor_min_keys));
-  if (!snap->pages && !use_tensor) { /* bench tuning flags only */
+  if (!snap->pages && (!use_tensor || (flags & FLAG_LOP3))) { /* bench tuning flags only */
     seterr(err, errlen, "this snapshot has only the bit-transposed device copy: no LOP3 scan");
     return 1;
   }
@@ -1862,8 +1879,11 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
        ck(cudaEventRecord(w->ev[1], w->st), err, errlen, "cudaEventRecord");
   /* the tensor scan's mask buffers; without room for them the batch runs
   ** on the LOP3 scan (same answers) rather than fail, where there is one */
+  const size_t group_bytes = (size_t)TS_KPASS * 4096; /* one group's masks at a full pass */
   if (!rc && use_tensor &&
-      ws_tensor_ready(w, (size_t)ts_chunk_groups(snap) * TS_KPASS * 4096, err, errlen)) {
+      ws_tensor_ready(w, (size_t)ts_chunk_groups(snap) * group_bytes,
+                      snap->pages ? (size_t)ts_chunk_groups(snap) * group_bytes : group_bytes,
+                      err, errlen)) {
     cudaGetLastError();
     if (!snap->pages) {
       rc = 1; /* err says which allocation failed */

@@ -40,11 +40,12 @@ int pp_cuda_probe(uint64_t bytes_needed, char *why, size_t whylen);
 int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages,
                             pp_cuda_snapshot **out, double *upload_us,
                             char *err, size_t errlen);
-/* The same, with the plain copy only (the benchmarks' floor and baseline
-** kernels read it: pp_cuda_snapshot_device_pages). */
-int pp_cuda_snapshot_upload_plain(const uint8_t *host, uint64_t npages,
-                                  pp_cuda_snapshot **out, double *upload_us,
-                                  char *err, size_t errlen);
+/* The same, always with the plain copy (and the transposed one where both
+** fit): the benchmarks' floor and baseline kernels read it through
+** pp_cuda_snapshot_device_pages. */
+int pp_cuda_snapshot_upload_with_plain(const uint8_t *host, uint64_t npages,
+                                       pp_cuda_snapshot **out, double *upload_us,
+                                       char *err, size_t errlen);
 void pp_cuda_snapshot_free(pp_cuda_snapshot *snap);
 /* Replaces n pages of the device copy (page numbers in `pages`, contents
 ** read from the host mapping `host` of the new epoch) and their folds. No

@@ -30,7 +30,7 @@ int pp_cuda_snapshot_upload(const uint8_t *host, uint64_t npages, pp_cuda_snapsh
   return 1;
 }
 
-int pp_cuda_snapshot_upload_plain(const uint8_t *host, uint64_t npages, pp_cuda_snapshot **out,
+int pp_cuda_snapshot_upload_with_plain(const uint8_t *host, uint64_t npages, pp_cuda_snapshot **out,
                                   double *upload_us, char *err, size_t errlen) {
   return pp_cuda_snapshot_upload(host, npages, out, upload_us, err, errlen);
 }
