@@ -978,6 +978,28 @@ extern "C" void pp_cuda_set_tensor_tuning(int mranges, int serial, int eblocks, 
   __atomic_store_n(&g_ts_skip, skip, __ATOMIC_RELAXED);
 }
 
+/* Test hook (cuda_selftest): takes device memory until at most `leave`
+** bytes stay free, or (leave == 0) gives all of it back. Lets a test put a
+** scan under memory pressure. Returns the bytes free afterwards. */
+extern "C" size_t pp_cuda_test_hog(size_t leave) {
+  static void *held[4096];
+  static int nheld = 0;
+  if (leave == 0) {
+    while (nheld > 0) cudaFree(held[--nheld]);
+  } else {
+    for (size_t block = 64u << 20; block >= (1u << 20); block /= 4) {
+      size_t fr = 0, tot = 0;
+      while (nheld < 4096 && cudaMemGetInfo(&fr, &tot) == cudaSuccess && fr > leave + block &&
+             cudaMalloc(&held[nheld], block) == cudaSuccess)
+        nheld++;
+      cudaGetLastError();
+    }
+  }
+  size_t fr = 0, tot = 0;
+  if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) cudaGetLastError();
+  return fr;
+}
+
 /* ---------------------------- snapshots --------------------------------- */
 
 struct pp_cuda_snapshot {

@@ -51,6 +51,7 @@ int pp_cuda_snapshot_synthetic(uint64_t npages, uint64_t seed, pp_cuda_snapshot 
 int pp_cuda_host_emulate(const pp_key *keys, int nkeys, uint64_t npages, const uint8_t *folds,
                          uint32_t t0, uint32_t t1, uint8_t *masks_out, uint8_t *proof_out);
 int pp_cuda_tile_pages(void);
+size_t pp_cuda_test_hog(size_t leave);
 
 static int g_pass = 0, g_fail = 0;
 static uint64_t g_rng;
@@ -461,6 +462,31 @@ static void cross_product(const uint64_t *nps, int nnp, const int *bs, int nbs) 
     pp_cuda_snapshot_free(ds);
     free_snap(&s);
   }
+}
+
+/* With the transposed copy alone (PAGEPIR_CUDA_KERNEL=tensor) there is no
+** LOP3 scan to fall back on: a workspace that cannot get full-size mask
+** buffers must take smaller ones (more chunks) and still answer right. The
+** device's free memory is filled to 8 MiB, then a snapshot with more groups
+** than any before is scanned, so every pooled workspace must grow. */
+static void mask_pressure(void) {
+  const char *km = getenv("PAGEPIR_CUDA_KERNEL");
+  if (!km || strcmp(km, "tensor")) return;
+  snap_t s = make_snap(40000); /* 157 groups: 2 x 29.4 MiB of masks at full size */
+  pp_cuda_snapshot *ds;
+  if (upload(&s, &ds)) {
+    free_snap(&s);
+    return;
+  }
+  size_t left = pp_cuda_test_hog((size_t)8 << 20);
+  check(left < ((size_t)58 << 20), "mask pressure: %zu bytes still free, too many for the test",
+        left);
+  pp_key *keys = make_batch(24, s.npages);
+  gpu_case(&s, ds, keys, 24, "npages=40000 batch=24, device memory filled to 8 MiB");
+  pp_cuda_test_hog(0);
+  free(keys);
+  pp_cuda_snapshot_free(ds);
+  free_snap(&s);
 }
 
 /* Every page through keygen pairs: A0 ^ A1 == page (0 past npages), and the
@@ -960,6 +986,7 @@ int main(int argc, char **argv) {
     alloc_steady();
     concurrency();
     errors_check();
+    mask_pressure();
   } else { /* quick */
     static const uint64_t np[] = {1, 3, 257, 1000, 4096};
     static const int bs[] = {1, 3, 47};
@@ -977,6 +1004,7 @@ int main(int argc, char **argv) {
     contended(0);
     alloc_steady();
     concurrency();
+    mask_pressure();
   }
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
