@@ -53,7 +53,9 @@
 #define TS_KT (TS_KPASS / 8) /* key tiles a pass */
 #define TS_MW 6              /* warps of mma_scan_kernel */
 #define TS_RT 4              /* row tiles a warp */
-#define TS_EK 16             /* keys an expansion block */
+#ifndef TS_EK
+#define TS_EK 16             /* keys an expansion block at most */
+#endif
 #define TS_ENT (TS_EK * (NINT_K + 1)) /* expansion block threads at most: one a node item */
 #define TS_GROUP 256         /* pages a group */
 /* Mask buffers a workspace (chunks the expansion may run ahead of the MMA

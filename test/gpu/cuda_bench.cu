@@ -344,11 +344,12 @@ int main(int argc, char **argv) {
       const char *what;
       int all;
     } tv[] = {{1, 0, 1, 0, "tensor", 1},      {2, 0, 1, 0, "tensor mr2", 0},
-              {1, 1, 1, 0, "tensor serial", 0}, {1, 0, 1, 1, "expand only", 0},
-              {1, 0, 1, 2, "mma only", 0},      {2, 0, 1, 2, "mma only mr2", 0}};
+              {1, 1, 1, 0, "tensor serial", 0}, {1, 0, 2, 0, "tensor eb2", 0},
+              {1, 0, 1, 1, "expand only", 0},   {1, 0, 1, 2, "mma only", 0},
+              {2, 0, 1, 2, "mma only mr2", 0}};
     for (auto &v : tv) {
       if (!v.all && k != 12 && k != 24 && k != 48 && k != 192) continue;
-      if (!v.all && k != 48 && v.skip == 0) continue;
+      if (!v.all && k != 24 && k != 48 && v.skip == 0) continue;
       pp_cuda_set_tensor_tuning(v.mr, v.serial, v.eb, v.skip);
       ScanResult b = run_scan(k, dmin, k >= 192 ? 3 : reps, 0, 2);
       pp_cuda_set_tensor_tuning(1, 0, 1, 0);
