@@ -33,15 +33,19 @@
 ** A batch runs in passes of at most TS_KPASS keys (each pass reads the
 ** snapshot once) and each pass in chunks of 256-page groups; per chunk:
 **   expand_masks_kernel: the chunk's DPF leaves, with cuda_backend.cu's
-**     pipelined tile expansion (each node once), transposed on chip with
-**     warp shuffles and written to maskT (double-buffered);
+**     pipelined tile expansion (each node once; the pass's keys in equal
+**     blocks of at most TS_EK, 32 threads a key), transposed on chip with
+**     warp shuffles and written to maskT (TS_NBUF buffers);
 **   mma_scan_kernel: one block per (bit b, page range); 6 warps: 4 own 4
 **     row tiles of the data each, 2 own 4 fold tiles each; int32
 **     accumulators for every key tile of the pass stay in registers across
-**     the range; the parity bits are XORed into the answers / unreduced
-**     proofs at the end.
+**     the range, the fragments stream through a cp.async ring 3 or 4 groups
+**     deep; the parity bits are XORed into the answers / unreduced proofs
+**     at the end.
 ** The expansion of chunk c+1 runs on a second stream while chunk c's MMA
-** scan reads the snapshot.
+** scan reads the snapshot; one block of each fits a SM together.
+** The copy is made from the plain one on the device, or, when the snapshot
+** has no plain copy, from staged chunks of the host file (cuda_backend.cu).
 */
 
 /* Batches of at least this many keys use the tensor-core scan by default
