@@ -1131,7 +1131,7 @@ static int snap_alloc_transposed(pp_cuda_snapshot *s, char *err, size_t errlen) 
 static void snap_make_transposed(pp_cuda_snapshot *s, cudaStream_t st) {
   const uint64_t ng = s->ngroups;
   const double plain_gib = plain_bytes(s->npages) / 1073741824.0;
-  const double tr_gib = (double)ng * (1048576.0 + 4096.0) / 1073741824.0;
+  const double tr_gib = transposed_bytes(s->npages) / 1073741824.0;
   if (g_kernel_mode == 1) {
     snprintf(s->layout, sizeof s->layout, "plain %.3f GiB (LOP3 scan only: %s)", plain_gib,
              g_kernel_why);
@@ -1231,11 +1231,12 @@ static int stage_init_locked(char *err, size_t errlen) {
   return 0;
 }
 
-static void launch_folds(const pp_cuda_snapshot *s, uint64_t first, uint64_t n, cudaStream_t st) {
+/* Folds of n pages at `pages` (device) into `folds`, on stream st. */
+static void launch_folds(const uint4 *pages, uint4 *folds, uint64_t n, cudaStream_t st) {
   if (!n) return;
   unsigned long long blocks = (n + 7) / 8;
   if (blocks > (unsigned long long)g_nsm * 16) blocks = (unsigned long long)g_nsm * 16;
-  fold_kernel<<<(unsigned)blocks, 256, 0, st>>>(s->pages + first * 256, s->folds + first, n);
+  fold_kernel<<<(unsigned)blocks, 256, 0, st>>>(pages, folds, n);
 }
 
 /* Which copies an upload makes. Plain only for PAGEPIR_CUDA_KERNEL=lop3 (or
@@ -1269,17 +1270,19 @@ static int choose_layout(uint64_t npages, int plain_only, char *why, size_t whyl
   return LAYOUT_BOTH; /* plain, and the transposed copy if it fits after all */
 }
 
-/* The upload of a snapshot that gets only the bit-transposed copy: each
-** 64 MiB chunk (64 whole groups) goes through pinned staging to a device
-** staging buffer, is folded there into the snapshot's folds and transposed
-** into tdata/tfold. Two device buffers, one a stream. */
-static int upload_transposed(pp_cuda_snapshot *s, const uint8_t *host, int nth, char *err,
-                             size_t errlen) {
+/* The upload's chunks: each 64 MiB (64 whole groups) goes through pinned
+** staging to the plain copy, or, when the snapshot has none, to one of two
+** device staging buffers (one a stream) from which it is transposed into
+** tdata/tfold; either way its folds are computed on the device. */
+static int upload_chunks(pp_cuda_snapshot *s, const uint8_t *host, int nth, char *err,
+                         size_t errlen) {
   static_assert(STAGE_BYTES % (TS_GROUP * 4096) == 0, "upload chunks are whole groups");
   uint4 *dst[2] = {NULL, NULL};
-  int rc = snap_alloc_transposed(s, err, errlen) ||
-           ck(dev_alloc((void **)&dst[0], STAGE_BYTES), err, errlen, "cudaMalloc for upload staging") ||
-           ck(dev_alloc((void **)&dst[1], STAGE_BYTES), err, errlen, "cudaMalloc for upload staging");
+  int rc = 0;
+  if (!s->pages)
+    rc = snap_alloc_transposed(s, err, errlen) ||
+         ck(dev_alloc((void **)&dst[0], STAGE_BYTES), err, errlen, "cudaMalloc for upload staging") ||
+         ck(dev_alloc((void **)&dst[1], STAGE_BYTES), err, errlen, "cudaMalloc for upload staging");
   const uint64_t total = s->npages * 4096ull;
   uint64_t off = 0;
   for (uint64_t ci = 0; !rc && off < total; ci++) {
@@ -1287,17 +1290,17 @@ static int upload_transposed(pp_cuda_snapshot *s, const uint8_t *host, int nth, 
     cudaStream_t st = g_stage_st[ci & 1];
     const size_t len = (size_t)(total - off < STAGE_BYTES ? total - off : STAGE_BYTES);
     const uint64_t first = off / 4096, npg = len / 4096;
+    uint4 *to = s->pages ? s->pages + first * 256 : dst[ci & 1];
     rc = ck(cudaEventSynchronize(g_stage_ev[sb]), err, errlen, "waiting for a staging copy");
     if (rc) break;
     parallel_copy(g_stage[sb], host + off, len, len < (8u << 20) ? 1 : nth);
-    rc = ck(cudaMemcpyAsync(dst[ci & 1], g_stage[sb], len, cudaMemcpyHostToDevice, st), err,
-            errlen, "cudaMemcpyAsync of a snapshot chunk") ||
+    rc = ck(cudaMemcpyAsync(to, g_stage[sb], len, cudaMemcpyHostToDevice, st), err, errlen,
+            "cudaMemcpyAsync of a snapshot chunk") ||
          ck(cudaEventRecord(g_stage_ev[sb], st), err, errlen, "cudaEventRecord");
     if (rc) break;
-    unsigned long long blocks = (npg + 7) / 8;
-    if (blocks > (unsigned long long)g_nsm * 16) blocks = (unsigned long long)g_nsm * 16;
-    fold_kernel<<<(unsigned)blocks, 256, 0, st>>>(dst[ci & 1], s->folds + first, npg);
-    launch_transpose(s, dst[ci & 1], NULL, first / TS_GROUP, (npg + TS_GROUP - 1) / TS_GROUP, st);
+    launch_folds(to, s->folds + first, npg, st);
+    if (!s->pages)
+      launch_transpose(s, to, NULL, first / TS_GROUP, (npg + TS_GROUP - 1) / TS_GROUP, st);
     rc = ck(cudaGetLastError(), err, errlen, "launching the fold and transpose kernels");
     off += len;
   }
@@ -1326,41 +1329,15 @@ static int snapshot_upload(const uint8_t *host, uint64_t npages, int plain_only,
   int rc = stage_init_locked(err, errlen);
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int nth = ncpu > 1 ? (int)(ncpu < 8 ? ncpu : 8) : 1;
-  if (!rc && layout == LAYOUT_TRANSPOSED) {
-    rc = upload_transposed(s, host, nth, err, errlen);
+  if (!rc) rc = upload_chunks(s, host, nth, err, errlen);
+  if (!rc && layout == LAYOUT_TRANSPOSED)
     snprintf(s->layout, sizeof s->layout,
              "bit-transposed %.3f GiB only (%s: every batch on the tensor-core scan)",
              transposed_bytes(npages) / 1073741824.0, why);
-  } else if (!rc) {
-    const uint64_t total = npages * 4096ull;
-    uint64_t off = 0;
-    for (uint64_t ci = 0; off < total; ci++) {
-      const int sb = (int)(ci % STAGE_NB);
-      cudaStream_t st = g_stage_st[ci & 1];
-      size_t len = (size_t)(total - off < STAGE_BYTES ? total - off : STAGE_BYTES);
-      rc = ck(cudaEventSynchronize(g_stage_ev[sb]), err, errlen, "waiting for a staging copy");
-      if (rc) break;
-      parallel_copy(g_stage[sb], host + off, len, len < (8u << 20) ? 1 : nth);
-      rc = ck(cudaMemcpyAsync((uint8_t *)s->pages + off, g_stage[sb], len,
-                              cudaMemcpyHostToDevice, st),
-              err, errlen, "cudaMemcpyAsync of a snapshot chunk");
-      if (rc) break;
-      rc = ck(cudaEventRecord(g_stage_ev[sb], st), err, errlen, "cudaEventRecord");
-      if (rc) break;
-      launch_folds(s, off / 4096, len / 4096, st);
-      rc = ck(cudaGetLastError(), err, errlen, "launching the fold kernel");
-      if (rc) break;
-      off += len;
-    }
-    for (int i = 0; i < 2; i++)
-      if (ck(cudaStreamSynchronize(g_stage_st[i]), rc ? NULL : err, errlen,
-             "the snapshot upload"))
-        rc = 1;
-    if (!rc && layout == LAYOUT_BOTH) snap_make_transposed(s, g_stage_st[0]);
-    if (!rc && layout == LAYOUT_PLAIN)
-      snprintf(s->layout, sizeof s->layout, "plain %.3f GiB (LOP3 scan only: %s)",
-               plain_bytes(npages) / 1073741824.0, g_kernel_why);
-  }
+  if (!rc && layout == LAYOUT_BOTH) snap_make_transposed(s, g_stage_st[0]);
+  if (!rc && layout == LAYOUT_PLAIN)
+    snprintf(s->layout, sizeof s->layout, "plain %.3f GiB (LOP3 scan only: %s)",
+             plain_bytes(npages) / 1073741824.0, g_kernel_why);
   pthread_mutex_unlock(&g_stage_mu);
   if (rc) {
     pp_cuda_snapshot_free(s);
@@ -1450,8 +1427,7 @@ static int update_transposed(pp_cuda_snapshot *snap, const uint8_t *host, const 
       for (int e = 0; !rc && e < ng; e++) {
         const uint64_t p0 = hidx[e] * TS_GROUP;
         const uint64_t np = snap->npages - p0 < TS_GROUP ? snap->npages - p0 : TS_GROUP;
-        fold_kernel<<<(unsigned)((np + 7) / 8), 256, 0, st>>>(dsrc + (size_t)e * TS_GROUP * 256,
-                                                             snap->folds + p0, np);
+        launch_folds(dsrc + (size_t)e * TS_GROUP * 256, snap->folds + p0, np, st);
       }
       if (!rc) {
         launch_transpose(snap, dsrc, didx, 0, (unsigned long long)ng, st);
@@ -1560,7 +1536,7 @@ extern "C" int pp_cuda_snapshot_synthetic(uint64_t npages, uint64_t seed,
   gen_kernel<<<(unsigned)g_nsm * 8, 256>>>(s->pages, npages * 256ull, seed);
   int rc = ck(cudaGetLastError(), err, errlen, "launching the generator kernel");
   if (!rc) {
-    launch_folds(s, 0, npages, 0);
+    launch_folds(s->pages, s->folds, npages, 0);
     rc = ck(cudaGetLastError(), err, errlen, "launching the fold kernel");
   }
   if (!rc) rc = ck(cudaDeviceSynchronize(), err, errlen, "generating the snapshot");
@@ -1902,10 +1878,9 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
   /* the tensor scan's mask buffers; without room for them the batch runs
   ** on the LOP3 scan (same answers) rather than fail, where there is one */
   const size_t group_bytes = (size_t)TS_KPASS * 4096; /* one group's masks at a full pass */
+  const size_t chunk_bytes = (size_t)ts_chunk_groups(snap) * group_bytes;
   if (!rc && use_tensor &&
-      ws_tensor_ready(w, (size_t)ts_chunk_groups(snap) * group_bytes,
-                      snap->pages ? (size_t)ts_chunk_groups(snap) * group_bytes : group_bytes,
-                      err, errlen)) {
+      ws_tensor_ready(w, chunk_bytes, snap->pages ? chunk_bytes : group_bytes, err, errlen)) {
     cudaGetLastError();
     if (!snap->pages) {
       rc = 1; /* err says which allocation failed */
