@@ -42,7 +42,7 @@ typedef struct worker {
   double *lat; /* microseconds per query */
   long nlat, cap;
   long failures;
-  uint64_t scans_led, batches;
+  uint64_t scans_led, batches, scan_keys, scan_bytes;
   double scan_us, kernel_us; /* its connection's shared scans and their kernels, summed */
   double t_end; /* when its last query completed (now_us) */
   char err[256];
@@ -73,7 +73,9 @@ static void *work(void *arg) {
       sqlite3_prepare_v2(db, "SELECT (SELECT calls FROM page_query_metrics WHERE phase = 'shared_scan'), "
                              "(SELECT calls FROM page_query_metrics WHERE phase = 'wait'), "
                              "(SELECT total_us FROM page_query_metrics WHERE phase = 'shared_scan'), "
-                             "(SELECT total_us FROM page_query_metrics WHERE phase = 'kernel')",
+                             "(SELECT total_us FROM page_query_metrics WHERE phase = 'kernel'), "
+                             "(SELECT keys FROM page_query_metrics WHERE phase = 'shared_scan'), "
+                             "(SELECT bytes FROM page_query_metrics WHERE phase = 'shared_scan')",
                          -1, &met, NULL))
     goto fail;
   atomic_fetch_add(&ready, 1);
@@ -138,6 +140,8 @@ static void *work(void *arg) {
     w->batches = (uint64_t)sqlite3_column_int64(met, 1);
     w->scan_us = sqlite3_column_double(met, 2);
     w->kernel_us = sqlite3_column_double(met, 3); /* NULL (0) on the CPU backend */
+    w->scan_keys = (uint64_t)sqlite3_column_int64(met, 4);
+    w->scan_bytes = (uint64_t)sqlite3_column_int64(met, 5);
   }
   goto done;
 fail:
@@ -208,6 +212,8 @@ int coalesce_run(const coalesce_cfg *cfg, int nthreads, int coalesce, coalesce_r
     k += ws[i].nlat;
     r->failures += ws[i].failures;
     r->scans += ws[i].scans_led;
+    r->scan_keys += ws[i].scan_keys;
+    r->passes += (double)ws[i].scan_bytes / (double)st.st_size;
     r->batches += ws[i].batches;
     r->scan_us += ws[i].scan_us;
     r->kernel_us += ws[i].kernel_us;
@@ -237,12 +243,15 @@ int main(int argc, char **argv) {
   coalesce_cfg cfg = {argv[1], argc > 2 ? atof(argv[2]) : 3.0, argc > 4 ? argv[4] : "auto", ""};
   const char *threads = argc > 3 ? argv[3] : "1,8,16,64";
   const char *modes = argc > 5 ? argv[5] : "on,off";
-  /* scan_ms: mean time of one scan (its leader's wait for the backend and
-  ** the copies); kernel_ms: of that, the CUDA kernels' (0 on the CPU);
-  ** busy: the scans' summed time over the window (1.0 = a scan always
-  ** running; above 1 when scans overlap, as without coalescing) */
-  printf("threads,coalescing,queries,qps,p50_ms,p99_ms,scans,batches,keys_per_scan,scan_ms,kernel_ms,busy,"
-         "failures\n");
+  /* scans: backend calls (a rolling pass's segments, or whole passes);
+  ** passes: the pages they scanned, in whole snapshots; keys_per_scan: keys
+  ** a call carried, mean; scan_ms: mean time of one call (its leader's wait
+  ** for the backend and the copies); kernel_ms: of that, the CUDA kernels'
+  ** (0 on the CPU); pass_ms: the calls' time per whole snapshot scanned;
+  ** busy: the calls' summed time over the window (1.0 = a call always
+  ** running; above 1 when they overlap, as without coalescing) */
+  printf("threads,coalescing,queries,qps,p50_ms,p99_ms,scans,passes,batches,keys_per_scan,scan_ms,kernel_ms,"
+         "pass_ms,busy,failures\n");
   int bad = 0;
   char tl[256];
   snprintf(tl, sizeof tl, "%s", threads);
@@ -253,9 +262,10 @@ int main(int argc, char **argv) {
       coalesce_result r;
       bad |= coalesce_run(&cfg, nt, !m, &r);
       const double per = r.scans ? 1e3 * (double)r.scans : 1;
-      printf("%d,%s,%ld,%.1f,%.3f,%.3f,%llu,%llu,%.2f,%.3f,%.3f,%.3f,%ld%s%s\n", nt, m ? "off" : "on",
-             r.queries, r.qps, r.p50_ms, r.p99_ms, (unsigned long long)r.scans, (unsigned long long)r.batches,
-             r.scans ? 3.0 * (double)r.batches / (double)r.scans : 0, r.scan_us / per, r.kernel_us / per,
+      printf("%d,%s,%ld,%.1f,%.3f,%.3f,%llu,%.1f,%llu,%.2f,%.3f,%.3f,%.3f,%.3f,%ld%s%s\n", nt,
+             m ? "off" : "on", r.queries, r.qps, r.p50_ms, r.p99_ms, (unsigned long long)r.scans, r.passes,
+             (unsigned long long)r.batches, r.scans ? (double)r.scan_keys / (double)r.scans : 0,
+             r.scan_us / per, r.kernel_us / per, r.passes > 0 ? r.scan_us / 1e3 / r.passes : 0,
              r.secs > 0 ? r.scan_us / 1e6 / r.secs : 0,
              r.failures, r.err[0] ? ",# " : "", r.err);
       fflush(stdout);

@@ -14,7 +14,9 @@ typedef struct coalesce_cfg {
 typedef struct coalesce_result {
   long queries, failures;
   double qps, p50_ms, p99_ms, secs; /* secs: the measured window */
-  uint64_t scans, batches; /* scans run (shared_scan), batches asked (wait) */
+  uint64_t scans, batches; /* backend calls run (shared_scan), batches asked (wait) */
+  uint64_t scan_keys;      /* keys over all calls */
+  double passes;           /* pages the calls scanned, in whole snapshots */
   double scan_us;   /* the scans' time, summed (shared_scan total_us: from the
                     ** leader's start to its end, backend and copies included) */
   double kernel_us; /* their CUDA kernels' time, summed (0 on the CPU backend) */

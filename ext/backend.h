@@ -16,6 +16,12 @@
 ** ceil(k / PP_MAX_BATCH) scans. */
 #define PP_MAX_BATCH 1024
 
+/* A scan may cover a range of pages only (the scheduler's segments): its
+** start is a multiple of this many pages, its end too or the snapshot's end.
+** A multiple of every backend's unit of work (CPU chunks, CUDA tiles and
+** 256-page tensor groups). */
+#define PP_RANGE_ALIGN 256u
+
 /* Device-side phases a backend measured during one scan (microseconds;
 ** negative when the backend has no such phase). */
 typedef struct pp_scan_timings {
@@ -25,10 +31,15 @@ typedef struct pp_scan_timings {
 typedef struct pp_backend pp_backend;
 struct pp_backend {
   const char *name; /* "cpu" or "cuda" */
-  /* answers: nkeys x 4096 bytes; proofs: nkeys x 16 bytes (reduced). Keys
-  ** were validated against the snapshot. Returns 0 or nonzero with err. */
-  int (*scan)(pp_backend *be, const pp_key *keys, int nkeys, uint8_t *answers,
-              uint8_t *proofs, pp_scan_timings *t, char *err, size_t errlen);
+  /* The pass over pages [lo, hi) only: answers (nkeys x 4096 bytes) and
+  ** proofs (nkeys x 16 bytes, reduced) are the XOR over those pages, so
+  ** the scans of ranges that partition the snapshot XOR to the whole pass's
+  ** (both are linear in the pages). lo < hi <= the snapshot's pages, lo a
+  ** multiple of PP_RANGE_ALIGN, hi too or the snapshot's end; [0, npages)
+  ** is the whole pass. Keys were validated against the snapshot. Returns 0
+  ** or nonzero with err. */
+  int (*scan)(pp_backend *be, const pp_key *keys, int nkeys, uint64_t lo, uint64_t hi,
+              uint8_t *answers, uint8_t *proofs, pp_scan_timings *t, char *err, size_t errlen);
   void (*destroy)(pp_backend *be);
 };
 

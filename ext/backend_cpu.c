@@ -1,6 +1,7 @@
 /*
-** The CPU scan: one pass over the mapped snapshot per batch, split over
-** threads by chunks of PP_CHUNK_PAGES pages.
+** The CPU scan: one pass over the mapped snapshot per batch (or over a
+** range of it: a whole number of chunks), split over threads by chunks of
+** PP_CHUNK_PAGES pages.
 **
 ** Per scan: expand every key's frontier (the chunk roots) once. Each thread
 ** takes a contiguous run of chunks; per chunk it expands the chunk's subtree
@@ -40,7 +41,7 @@ typedef struct scan_job {
   const pp_key *keys;
   int nkeys;
   frontier *fr;
-  uint64_t nchunks;
+  uint64_t chunk0, nchunks; /* the chunks scanned: chunk0 .. chunk0 + nchunks - 1 */
   int nthreads;
   const uint8_t *folds_in; /* the snapshot's folds when ready */
   uint8_t *folds_out;      /* where to store them when this scan fills them */
@@ -134,8 +135,8 @@ static void *worker_main(void *arg) {
   const pp_simd *simd = job->be->simd;
   const pp_snapshot *snap = job->be->snap;
   int nkeys = job->nkeys;
-  uint64_t c0 = job->nchunks * (uint64_t)w->index / (uint64_t)job->nthreads;
-  uint64_t c1 = job->nchunks * (uint64_t)(w->index + 1) / (uint64_t)job->nthreads;
+  uint64_t c0 = job->chunk0 + job->nchunks * (uint64_t)w->index / (uint64_t)job->nthreads;
+  uint64_t c1 = job->chunk0 + job->nchunks * (uint64_t)(w->index + 1) / (uint64_t)job->nthreads;
   expander e;
   memset(&e, 0, sizeof e);
   e.job = job;
@@ -196,24 +197,34 @@ static int build_frontier(const cpu_backend *be, const pp_key *k, frontier *f) {
   return 0;
 }
 
-static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *answers,
-                    uint8_t *proofs, pp_scan_timings *t, char *err, size_t errlen) {
+static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint64_t lo, uint64_t hi,
+                    uint8_t *answers, uint8_t *proofs, pp_scan_timings *t, char *err,
+                    size_t errlen) {
   cpu_backend *be = (cpu_backend *)base;
   t->h2d_us = t->kernel_us = t->d2h_us = -1;
+  if (hi > be->snap->npages || lo >= hi || lo % PP_RANGE_ALIGN ||
+      (hi % PP_RANGE_ALIGN && hi != be->snap->npages)) {
+    snprintf(err, errlen, "cpu scan: bad page range [%llu, %llu) of %llu pages",
+             (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)be->snap->npages);
+    return 1;
+  }
+  _Static_assert(PP_RANGE_ALIGN % PP_CHUNK_PAGES == 0, "ranges are whole chunks");
   scan_job job;
   memset(&job, 0, sizeof job);
   job.be = be;
   job.keys = keys;
   job.nkeys = nkeys;
-  job.nchunks = (be->snap->npages + PP_CHUNK_PAGES - 1) >> PP_CHUNK_LOG2;
-  /* Folds: use them if ready; else the first scan to get here fills them
-  ** while it scans (others fold on the fly), so one pass pays for it. */
+  job.chunk0 = lo >> PP_CHUNK_LOG2;
+  job.nchunks = ((hi + PP_CHUNK_PAGES - 1) >> PP_CHUNK_LOG2) - job.chunk0;
+  const int whole = lo == 0 && hi == be->snap->npages;
+  /* Folds: use them if ready; else the first whole scan to get here fills
+  ** them while it scans (others fold on the fly), so one pass pays for it. */
   pp_snapshot *snap = be->snap;
   int filling = 0;
   pthread_mutex_lock(&snap->attach_mu);
   if (snap->folds_state == PP_FOLDS_READY) {
     job.folds_in = snap->folds;
-  } else if (snap->folds_state == PP_FOLDS_NONE) {
+  } else if (snap->folds_state == PP_FOLDS_NONE && whole) {
     if (!snap->folds) snap->folds = pp_malloc(snap->npages * 16);
     if (snap->folds) {
       snap->folds_state = PP_FOLDS_FILLING;

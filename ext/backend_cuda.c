@@ -32,15 +32,16 @@ static int injected(const char *step, char *err, size_t errlen) {
 
 /* Scans read the device copy under the entry's read lock; moving the copy
 ** to the next epoch takes the write lock, so it waits for them. */
-static int cuda_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *answers,
-                     uint8_t *proofs, pp_scan_timings *t, char *err, size_t errlen) {
+static int cuda_scan(pp_backend *base, const pp_key *keys, int nkeys, uint64_t lo, uint64_t hi,
+                     uint8_t *answers, uint8_t *proofs, pp_scan_timings *t, char *err,
+                     size_t errlen) {
   cuda_backend *be = (cuda_backend *)base;
   pp_cuda_timings ct = {-1, -1, -1, 0};
   if (injected("cuda_scan", err, errlen)) return 1;
   pthread_rwlock_rdlock(&be->snap->cuda_rw);
   int rc;
   if (be->snap->cuda) {
-    rc = pp_cuda_scan(be->snap->cuda, keys, nkeys, answers, proofs, &ct, err, errlen);
+    rc = pp_cuda_scan_range(be->snap->cuda, keys, nkeys, lo, hi, answers, proofs, &ct, err, errlen);
   } else {
     /* The copy moved on to a newer epoch (this reader's transaction is
     ** older than a rotation): the CPU scans this epoch's file. Not under
@@ -52,7 +53,7 @@ static int cuda_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *a
       snprintf(err, errlen, PP_OOM_MSG);
       return 1;
     }
-    rc = cpu->scan(cpu, keys, nkeys, answers, proofs, t, err, errlen);
+    rc = cpu->scan(cpu, keys, nkeys, lo, hi, answers, proofs, t, err, errlen);
     cpu->destroy(cpu);
     return rc;
   }

@@ -44,13 +44,21 @@ struct req {
   uint8_t *answers, *proofs;
   char *err;     /* the caller's */
   size_t errlen;
+  int (*interrupted)(void *);
+  void *ctx;
   int state, rc;
-  pp_scan_timings tm;
+  int lead_turn; /* TAKEN and handed the lane: runs the next call */
+  int cancel;    /* TAKEN and interrupted: leaves before the next call */
+  int fresh;     /* no share of its answers yet: the first is copied, later ones XORed */
+  uint64_t left; /* pages of its pass not yet scanned */
+  pp_scan_timings tm; /* device phases of the calls it led, summed */
   uint64_t scan_id;
-  int keys_in_scan, requests_in_scan, led;
+  int keys_in_scan, requests_in_scan, calls;
+  int nled;
+  pp_sched_call led[PP_SCHED_MAX_LED];
   double t_call, t_start, scan_us;
   pthread_cond_t cond;
-  req *next;     /* queue link, then the leader's list of taken requests */
+  req *next;     /* queue link, then the pass's list */
 };
 
 typedef struct lane {
@@ -59,6 +67,11 @@ typedef struct lane {
   req *head, *tail;
   int nqueued, queued_keys;
   req *window_leader;   /* leader waiting out a window: woken when the batch fills */
+  /* The pass: requests taken in, in order of arrival, each with pages left;
+  ** pos: where the next call starts. */
+  req *active, *active_tail;
+  int nactive, active_keys;
+  uint64_t pos;
   /* Shared scan buffers, grown on demand, kept until pp_sched_free. */
   pp_key *keys;
   uint8_t *answers, *proofs;
@@ -67,7 +80,8 @@ typedef struct lane {
 
 struct pp_sched {
   pthread_mutex_t mu;
-  int coalesce, window_us;
+  int coalesce, window_us, segments;
+  uint64_t npages, seg_pages;
   uint64_t next_scan_id;
   lane lanes[NLANES];
   pp_sched_stats st;
@@ -79,19 +93,50 @@ static int clamp_window(long w) {
   return (int)w;
 }
 
-pp_sched *pp_sched_new(void) {
+/* Segment size for n segments of at least min_pages: whole PP_RANGE_ALIGN
+** units, at least one; s->segments: how many that makes. */
+static void set_segments(pp_sched *s, long n, uint64_t min_pages) {
+  if (n < 1) n = 1;
+  if (n > PP_SCHED_MAX_SEGMENTS) n = PP_SCHED_MAX_SEGMENTS;
+  uint64_t per = (s->npages + (uint64_t)n - 1) / (uint64_t)n;
+  if (per < min_pages) per = min_pages;
+  if (per > s->npages) per = s->npages; /* one segment: the whole snapshot */
+  per = (per + PP_RANGE_ALIGN - 1) / PP_RANGE_ALIGN * PP_RANGE_ALIGN;
+  s->seg_pages = per ? per : PP_RANGE_ALIGN;
+  s->segments = (int)((s->npages + s->seg_pages - 1) / s->seg_pages);
+}
+
+pp_sched *pp_sched_new(uint64_t npages) {
+  if (npages == 0) return NULL;
   pp_sched *s = pp_calloc(1, sizeof *s);
   if (!s) return NULL;
   if (pthread_mutex_init(&s->mu, NULL) != 0) {
     pp_free(s);
     return NULL;
   }
+  s->npages = npages;
   s->coalesce = 1;
   const char *e = getenv("PAGEPIR_COALESCE");
   if (e && (!strcmp(e, "0") || !strcmp(e, "off"))) s->coalesce = 0;
   e = getenv("PAGEPIR_COALESCE_WINDOW_US");
   if (e) s->window_us = clamp_window(strtol(e, NULL, 10));
+  e = getenv("PAGEPIR_COALESCE_SEGMENTS");
+  set_segments(s, e ? strtol(e, NULL, 10) : PP_SCHED_SEGMENTS_DEFAULT, PP_SCHED_MIN_SEGMENT_PAGES);
   return s;
+}
+
+void pp_sched_set_segments(pp_sched *s, int segments, uint64_t min_pages) {
+  pthread_mutex_lock(&s->mu);
+  set_segments(s, segments, min_pages);
+  pthread_mutex_unlock(&s->mu);
+}
+
+int pp_sched_get_segments(pp_sched *s, uint64_t *seg_pages) {
+  pthread_mutex_lock(&s->mu);
+  int n = s->segments;
+  if (seg_pages) *seg_pages = s->seg_pages;
+  pthread_mutex_unlock(&s->mu);
+  return n;
 }
 
 void pp_sched_free(pp_sched *s) {
@@ -190,13 +235,12 @@ static int bucket_of(int nkeys) {
   return b;
 }
 
-static void count_scan(pp_sched *s, int nkeys, int nreqs, int failed) {
+static void count_scan(pp_sched *s, int nkeys, int failed) {
   s->st.scans++;
   s->st.failed_scans += failed != 0;
   s->st.keys += (uint64_t)nkeys;
   if (nkeys > s->st.max_keys_in_scan) s->st.max_keys_in_scan = nkeys;
   s->st.keys_hist[bucket_of(nkeys)]++;
-  if (nreqs > 1) s->st.shared_requests += (uint64_t)nreqs;
 }
 
 static void count_request(pp_sched *s, double wait_us) {
@@ -217,6 +261,37 @@ static void wait_for(pp_sched *s, req *r, double us) {
   ts.tv_sec += (time_t)(ns / 1000000000LL);
   ts.tv_nsec = (long)(ns % 1000000000LL);
   pthread_cond_timedwait(&r->cond, &s->mu, &ts);
+}
+
+/* dst ^= src, n bytes (the callers' buffers: any alignment). */
+static void xor_into(uint8_t *dst, const uint8_t *src, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t a, b;
+    memcpy(&a, dst + i, 8);
+    memcpy(&b, src + i, 8);
+    a ^= b;
+    memcpy(dst + i, &a, 8);
+  }
+  for (; i < n; i++) dst[i] ^= src[i];
+}
+
+/* One call `me` ran, for its caller's metrics (the last entry absorbs any
+** beyond PP_SCHED_MAX_LED), and its device phases added to me->tm. */
+static void note_led_call(req *me, int keys, int nreqs, uint64_t pages, double us,
+                          const pp_scan_timings *tm) {
+  if (me->nled < PP_SCHED_MAX_LED) {
+    me->led[me->nled++] = (pp_sched_call){keys, nreqs, pages, us};
+  } else {
+    pp_sched_call *c = &me->led[PP_SCHED_MAX_LED - 1];
+    c->keys += keys;
+    c->pages += pages;
+    c->us += us;
+  }
+  const double add[3] = {tm->h2d_us, tm->kernel_us, tm->d2h_us};
+  double *sum[3] = {&me->tm.h2d_us, &me->tm.kernel_us, &me->tm.d2h_us};
+  for (int i = 0; i < 3; i++)
+    if (add[i] >= 0) *sum[i] = (*sum[i] < 0 ? 0 : *sum[i]) + add[i];
 }
 
 /* Grows the lane's shared buffers to n keys; nonzero when out of memory. */
@@ -241,23 +316,19 @@ static int lane_reserve(lane *ln, int n) {
   return 0;
 }
 
-/*
-** The leader's turn: me is in ln's queue in state LEADER. Takes me and then
-** the queued requests in order while they fit, runs one scan on `be`,
-** delivers, marks them DONE and passes the lane on. Lock held on entry and
-** on return (released during the scan).
-*/
-static void lead(pp_sched *s, lane *ln, pp_backend *be, req *me) {
-  unlink_req(ln, me);
-  me->state = ST_TAKEN;
-  req *taken = me, *last = me;
-  int ntaken = 1, total = me->nkeys;
-  /* First fit in arrival order: a request that does not fit stays queued
-  ** (at the head, so it leads the next scan) and later ones that fit are
-  ** taken past it. Nothing starves: the head is always taken. */
-  for (req *prev = NULL, *r = ln->head, *nx; r && total < PP_MAX_BATCH; r = nx) {
+/* Takes queued requests into the lane's pass, in arrival order while they
+** fit beside the requests already in it (PP_MAX_BATCH keys in all). Into
+** an empty pass, first fit: a request that does not fit is passed over and
+** later ones may be taken. Into a pass under way, strictly in order: one
+** that does not fit holds back the ones behind it until the pass has room
+** for it, so nothing starves. */
+static void admit(pp_sched *s, lane *ln) {
+  double now = -1;
+  const int first_fit = ln->active == NULL;
+  for (req *prev = NULL, *r = ln->head, *nx; r && ln->active_keys < PP_MAX_BATCH; r = nx) {
     nx = r->next;
-    if (total + r->nkeys > PP_MAX_BATCH) {
+    if (ln->active_keys + r->nkeys > PP_MAX_BATCH) {
+      if (!first_fit) break;
       prev = r;
       continue;
     }
@@ -266,70 +337,153 @@ static void lead(pp_sched *s, lane *ln, pp_backend *be, req *me) {
     if (ln->tail == r) ln->tail = prev;
     ln->nqueued--;
     ln->queued_keys -= r->nkeys;
-    r->next = NULL;
+    if (!first_fit) s->st.joined_running++;
+    if (now < 0) now = pp_now_us();
     r->state = ST_TAKEN;
-    last->next = r;
-    last = r;
-    ntaken++;
-    total += r->nkeys;
+    r->left = s->npages;
+    r->fresh = 1;
+    r->t_start = now;
+    r->next = NULL;
+    if (ln->active_tail) ln->active_tail->next = r;
+    else ln->active = r;
+    ln->active_tail = r;
+    ln->nactive++;
+    ln->active_keys += r->nkeys;
   }
-  uint64_t id = ++s->next_scan_id;
-  double t0 = pp_now_us();
-  for (req *r = taken; r; r = r->next) {
-    r->scan_id = id;
-    r->keys_in_scan = total;
-    r->requests_in_scan = ntaken;
-    r->t_start = t0;
-  }
-  me->led = 1;
-  pthread_mutex_unlock(&s->mu);
+}
 
-  /* Outside the lock: the taken requests wait for DONE, so their keys and
-  ** buffers stay valid and nobody else touches them; the lane's buffers
-  ** belong to its leader. */
-  char e[ERR_LEN] = "";
-  pp_scan_timings tm = {-1, -1, -1};
-  int rc;
-  if (ntaken == 1) {
-    rc = be->scan(be, me->keys, me->nkeys, me->answers, me->proofs, &tm, e, sizeof e);
-  } else if (lane_reserve(ln, total)) {
-    snprintf(e, sizeof e, PP_OOM_MSG);
-    rc = 1;
-  } else {
-    int k = 0;
-    for (req *r = taken; r; r = r->next) {
-      memcpy(ln->keys + k, r->keys, (size_t)r->nkeys * sizeof *r->keys);
-      k += r->nkeys;
+/* Marks r DONE and takes it out of the pass (prev: the request before it,
+** or NULL); wakes its caller unless it is `me`. */
+static void finish(pp_sched *s, lane *ln, req *prev, req *r, req *me) {
+  if (prev) prev->next = r->next;
+  else ln->active = r->next;
+  if (ln->active_tail == r) ln->active_tail = prev;
+  ln->nactive--;
+  ln->active_keys -= r->nkeys;
+  if (r->rc != PP_SCHED_INTERRUPTED) {
+    count_request(s, r->t_start - r->t_call);
+    if (r->requests_in_scan > 1) s->st.shared_requests++;
+  }
+  r->next = NULL;
+  r->state = ST_DONE; /* its caller may return from here on: r is not touched again */
+  if (r != me) pthread_cond_signal(&r->cond);
+}
+
+/* The pages of the next call: from the lane's position to the end of the
+** first request to complete its pass, at most one segment when more than
+** one request rides (so that arrivals join soon), never past the end. */
+static uint64_t call_end(const pp_sched *s, const lane *ln) {
+  uint64_t left = s->npages;
+  for (const req *r = ln->active; r; r = r->next)
+    if (r->left < left) left = r->left;
+  uint64_t hi = ln->pos + left;
+  if (ln->nactive > 1 && ln->pos + s->seg_pages < hi) hi = ln->pos + s->seg_pages;
+  return hi < s->npages ? hi : s->npages;
+}
+
+/*
+** The leader's turn: `me` holds the lane (from the queue, state LEADER, or
+** from the pass, state TAKEN with lead_turn set). Runs calls over the
+** lane's pass until me is done: each call takes in the queued requests that
+** fit, scans [pos, call_end) for every request in the pass on `be`, adds
+** each request's share of the answers into its buffers, and finishes the
+** requests whose pass is complete. Then the lane passes to a request still
+** in the pass, or to the queue's head, or goes idle. Lock held on entry and
+** on return (released during each backend call).
+*/
+static void lead(pp_sched *s, lane *ln, pp_backend *be, req *me) {
+  me->lead_turn = 0;
+  /* From the queue, me is its head and the pass is empty (the lane was idle
+  ** or handed over with an empty pass): the first admit takes it. */
+  while (me->state != ST_DONE) {
+    /* requests interrupted since the last call leave before this one */
+    for (req *prev = NULL, *r = ln->active, *nx; r; r = nx) {
+      nx = r->next;
+      if (r == me && me->interrupted && me->interrupted(me->ctx)) me->cancel = 1;
+      if (!r->cancel) {
+        prev = r;
+        continue;
+      }
+      r->rc = PP_SCHED_INTERRUPTED;
+      s->st.interrupted++;
+      if (r->err && r->errlen) snprintf(r->err, r->errlen, "interrupted");
+      finish(s, ln, prev, r, me);
     }
-    rc = be->scan(be, ln->keys, total, ln->answers, ln->proofs, &tm, e, sizeof e);
-    if (rc == 0) {
+    if (me->state == ST_DONE) break;
+    admit(s, ln);
+    const uint64_t lo = ln->pos, hi = call_end(s, ln);
+    const int nreqs = ln->nactive, total = ln->active_keys;
+    const uint64_t id = ++s->next_scan_id;
+    pthread_mutex_unlock(&s->mu);
+
+    /* Outside the lock: requests in the pass wait for DONE, so their keys
+    ** and buffers stay valid, and only the leader changes the pass. */
+    char e[ERR_LEN] = "";
+    pp_scan_timings tm = {-1, -1, -1};
+    const double t0 = pp_now_us();
+    int rc;
+    req *only = ln->active;
+    if (nreqs == 1 && only->fresh && lo == 0 && hi == s->npages) {
+      /* a lone request's whole pass: straight into its buffers */
+      rc = be->scan(be, only->keys, only->nkeys, lo, hi, only->answers, only->proofs, &tm, e,
+                    sizeof e);
+      only->fresh = 0;
+    } else if (lane_reserve(ln, total)) {
+      snprintf(e, sizeof e, PP_OOM_MSG);
+      rc = 1;
+    } else {
+      int k = 0;
+      for (req *r = ln->active; r; r = r->next) {
+        memcpy(ln->keys + k, r->keys, (size_t)r->nkeys * sizeof *r->keys);
+        k += r->nkeys;
+      }
+      rc = be->scan(be, ln->keys, total, lo, hi, ln->answers, ln->proofs, &tm, e, sizeof e);
       k = 0;
-      for (req *r = taken; r; r = r->next) {
-        memcpy(r->answers, ln->answers + (size_t)k * PP_PAGE_SIZE, (size_t)r->nkeys * PP_PAGE_SIZE);
-        memcpy(r->proofs, ln->proofs + (size_t)k * 16, (size_t)r->nkeys * 16);
+      for (req *r = ln->active; r && rc == 0; r = r->next) {
+        const uint8_t *a = ln->answers + (size_t)k * PP_PAGE_SIZE, *p = ln->proofs + (size_t)k * 16;
+        if (r->fresh) {
+          memcpy(r->answers, a, (size_t)r->nkeys * PP_PAGE_SIZE);
+          memcpy(r->proofs, p, (size_t)r->nkeys * 16);
+          r->fresh = 0;
+        } else {
+          xor_into(r->answers, a, (size_t)r->nkeys * PP_PAGE_SIZE);
+          xor_into(r->proofs, p, (size_t)r->nkeys * 16);
+        }
         k += r->nkeys;
       }
     }
-  }
-  if (rc && !e[0]) snprintf(e, sizeof e, "the %s backend failed without a message", be->name);
-  double scan_us = pp_now_us() - t0;
-  for (req *r = taken; r; r = r->next) {
-    r->rc = rc ? PP_SCHED_FAILED : PP_SCHED_OK;
-    r->tm = tm;
-    r->scan_us = scan_us;
-    if (rc && r->err && r->errlen) snprintf(r->err, r->errlen, "%s", e);
-  }
+    if (rc && !e[0]) snprintf(e, sizeof e, "the %s backend failed without a message", be->name);
+    const double us = pp_now_us() - t0;
+    note_led_call(me, total, nreqs, hi - lo, us, &tm);
 
-  pthread_mutex_lock(&s->mu);
-  count_scan(s, total, ntaken, rc);
-  /* After DONE a caller may return and its req vanish: read next first. */
-  for (req *r = taken, *nx; r; r = nx) {
-    nx = r->next;
-    count_request(s, r->t_start - r->t_call);
-    r->state = ST_DONE;
-    if (r != me) pthread_cond_signal(&r->cond);
+    pthread_mutex_lock(&s->mu);
+    count_scan(s, total, rc);
+    ln->pos = hi == s->npages ? 0 : hi;
+    for (req *prev = NULL, *r = ln->active, *nx; r; r = nx) {
+      nx = r->next;
+      r->scan_id = id;
+      if (total > r->keys_in_scan) r->keys_in_scan = total;
+      if (nreqs > r->requests_in_scan) r->requests_in_scan = nreqs;
+      r->calls++;
+      r->left -= hi - lo;
+      if (rc == 0 && r->left > 0) {
+        prev = r;
+        continue;
+      }
+      r->rc = rc ? PP_SCHED_FAILED : PP_SCHED_OK;
+      r->scan_us = t0 + us - r->t_start;
+      if (rc && r->err && r->errlen) snprintf(r->err, r->errlen, "%s", e);
+      finish(s, ln, prev, r, me);
+    }
+    if (!ln->active) ln->pos = 0; /* the next lone request gets a whole pass in one call */
   }
-  handoff(ln);
+  /* The lane passes on: to a request in the pass, else to the queue's head. */
+  if (ln->active) {
+    ln->active->lead_turn = 1;
+    pthread_cond_signal(&ln->active->cond);
+  } else {
+    handoff(ln);
+  }
 }
 
 int pp_sched_scan(pp_sched *s, pp_backend *be, const pp_key *keys, int nkeys, uint8_t *answers,
@@ -352,19 +506,23 @@ int pp_sched_scan(pp_sched *s, pp_backend *be, const pp_key *keys, int nkeys, ui
   if (!ln) {
     /* Not coalesced: scan now, alone, concurrently with anything else. */
     uint64_t id = ++s->next_scan_id;
+    const uint64_t npages = s->npages;
     pthread_mutex_unlock(&s->mu);
     char e[ERR_LEN] = "";
     double t0 = pp_now_us();
-    int rc = be->scan(be, keys, nkeys, answers, proofs, t, e, sizeof e);
+    int rc = be->scan(be, keys, nkeys, 0, npages, answers, proofs, t, e, sizeof e);
     double t1 = pp_now_us();
     pthread_mutex_lock(&s->mu);
-    count_scan(s, nkeys, 1, rc);
+    count_scan(s, nkeys, rc);
     count_request(s, t0 - t_call);
     pthread_mutex_unlock(&s->mu);
     info->scan_id = id;
     info->keys_in_scan = nkeys;
     info->requests_in_scan = 1;
+    info->calls = 1;
     info->led = 1;
+    info->nled = 1;
+    info->led_calls[0] = (pp_sched_call){nkeys, 1, npages, t1 - t0};
     info->wait_us = t0 - t_call;
     info->scan_us = t1 - t0;
     if (rc && !e[0]) snprintf(e, sizeof e, "the %s backend failed without a message", be->name);
@@ -380,6 +538,9 @@ int pp_sched_scan(pp_sched *s, pp_backend *be, const pp_key *keys, int nkeys, ui
   r.proofs = proofs;
   r.err = err;
   r.errlen = errlen;
+  r.interrupted = interrupted;
+  r.ctx = ctx;
+  r.tm.h2d_us = r.tm.kernel_us = r.tm.d2h_us = -1;
   r.t_call = t_call;
   r.state = ST_QUEUED;
   pthread_condattr_t ca;
@@ -416,6 +577,8 @@ int pp_sched_scan(pp_sched *s, pp_backend *be, const pp_key *keys, int nkeys, ui
       snprintf(err, errlen, "interrupted");
       break;
     }
+    if (r.state == ST_TAKEN && !r.cancel && !r.lead_turn && interrupted && interrupted(ctx))
+      r.cancel = 1; /* the leader takes it out of the pass before its next call */
     if (r.state == ST_LEADER) {
       if (deadline >= 0) {
         double now = pp_now_us();
@@ -432,7 +595,11 @@ int pp_sched_scan(pp_sched *s, pp_backend *be, const pp_key *keys, int nkeys, ui
       lead(s, ln, be, &r);
       break;
     }
-    wait_for(s, &r, r.state == ST_QUEUED && interrupted ? POLL_US : -1);
+    if (r.state == ST_TAKEN && r.lead_turn) {
+      lead(s, ln, be, &r);
+      break;
+    }
+    wait_for(s, &r, interrupted && !r.cancel ? POLL_US : -1);
   }
   pthread_mutex_unlock(&s->mu);
   pthread_cond_destroy(&r.cond);
@@ -441,7 +608,10 @@ int pp_sched_scan(pp_sched *s, pp_backend *be, const pp_key *keys, int nkeys, ui
   info->scan_id = r.scan_id;
   info->keys_in_scan = r.keys_in_scan;
   info->requests_in_scan = r.requests_in_scan;
-  info->led = r.led;
+  info->calls = r.calls;
+  info->led = r.nled > 0;
+  info->nled = r.nled;
+  memcpy(info->led_calls, r.led, sizeof r.led);
   info->wait_us = r.t_start - r.t_call;
   info->scan_us = r.scan_us;
   if (r.rc == PP_SCHED_INTERRUPTED) t->h2d_us = t->kernel_us = t->d2h_us = -1;

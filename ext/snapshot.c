@@ -148,7 +148,7 @@ void pp_snapshot_release(pp_snapshot *snap) {
 
 struct pp_sched *pp_snapshot_sched(pp_snapshot *snap) {
   pthread_mutex_lock(&snap->attach_mu);
-  if (!snap->sched) snap->sched = pp_sched_new();
+  if (!snap->sched) snap->sched = pp_sched_new(snap->npages);
   struct pp_sched *s = snap->sched;
   pthread_mutex_unlock(&snap->attach_mu);
   return s;

@@ -449,10 +449,13 @@ static int scan_batch(pp_cursor *c, pp_backend *be, const pp_key *keys, int n, u
                          errlen);
   pp_metrics *m = t->conn->metrics;
   if (si.scan_id) pp_metrics_record(m, t->metrics_name, PP_PHASE_WAIT, (uint64_t)n, 0, si.wait_us);
-  if (si.led && rc == PP_SCHED_OK) {
-    pp_metrics_record(m, t->metrics_name, PP_PHASE_SHARED, (uint64_t)si.keys_in_scan,
-                      c->snap->npages * PP_PAGE_SIZE, si.scan_us);
-    pp_metrics_record(m, t->metrics_name, PP_PHASE_SCAN_KEYS, (uint64_t)si.keys_in_scan, 0, si.keys_in_scan);
+  /* every backend call this cursor ran, whoever's keys it carried (a
+  ** segment of a rolling pass or a whole pass) */
+  for (int i = 0; i < si.nled && rc == PP_SCHED_OK; i++) {
+    const pp_sched_call *call = &si.led_calls[i];
+    pp_metrics_record(m, t->metrics_name, PP_PHASE_SHARED, (uint64_t)call->keys,
+                      call->pages * PP_PAGE_SIZE, call->us);
+    pp_metrics_record(m, t->metrics_name, PP_PHASE_SCAN_KEYS, (uint64_t)call->keys, 0, call->keys);
   }
   if (!si.led) tm->h2d_us = tm->kernel_us = tm->d2h_us = -1; /* the leader records the device phases */
   return rc;

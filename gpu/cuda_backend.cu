@@ -503,7 +503,8 @@ __device__ __noinline__ void handoff_barrier(void) { __syncthreads(); }
 template <int KMAX, int P>
 __global__ void __launch_bounds__(NT, 1)
     scan_kernel(const uint4 *__restrict__ pages, const uint4 *__restrict__ folds,
-                unsigned long long npages, uint32_t ntiles, const pp_key *__restrict__ keys,
+                unsigned long long npages, uint32_t tbase, uint32_t ntiles,
+                const pp_key *__restrict__ keys,
                 int nkeys, int kchunk, int nchunks, int nranges, uint32_t *__restrict__ answers,
                 uint32_t *__restrict__ proofs, int flags) {
   extern __shared__ uint4 smem_raw[];
@@ -512,8 +513,9 @@ __global__ void __launch_bounds__(NT, 1)
   const int range = (int)(blockIdx.x / (unsigned)nchunks);
   const int kbeg = chunk * kchunk;
   const int kc = min(kchunk, nkeys - kbeg);
-  const uint32_t t0 = (uint32_t)((unsigned long long)range * ntiles / (unsigned)nranges);
-  const uint32_t t1 = (uint32_t)((unsigned long long)(range + 1) * ntiles / (unsigned)nranges);
+  /* the block's tiles: its share of tbase .. tbase + ntiles - 1 */
+  const uint32_t t0 = tbase + (uint32_t)((unsigned long long)range * ntiles / (unsigned)nranges);
+  const uint32_t t1 = tbase + (uint32_t)((unsigned long long)(range + 1) * ntiles / (unsigned)nranges);
   const uint32_t nt = t1 - t0;
   if (kc <= 0 || nt == 0) return; /* uniform for the block */
 
@@ -725,7 +727,7 @@ static_assert(TS_KT == 6, "one kernel a key tile count");
 /* ------------------------------------------------------------------------ */
 /* Host side                                                                 */
 
-typedef void (*scan_fn)(const uint4 *, const uint4 *, unsigned long long, uint32_t,
+typedef void (*scan_fn)(const uint4 *, const uint4 *, unsigned long long, uint32_t, uint32_t,
                         const pp_key *, int, int, int, int, uint32_t *, uint32_t *, int);
 
 struct Variant {
@@ -1727,9 +1729,10 @@ static uint64_t ts_chunk_groups(const pp_cuda_snapshot *snap) {
 }
 
 /* Queues the tensor-core scan of nkeys keys (already on the device) on w->st
-** and w->st2; the answers and unreduced proofs are cleared. Ends with w->st
-** after every kernel. */
-static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size_t errlen) {
+** and w->st2 over groups glo .. ghi - 1; the answers and unreduced proofs
+** are cleared. Ends with w->st after every kernel. */
+static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, uint64_t glo, uint64_t ghi,
+                       char *err, size_t errlen) {
   /* chunks of the same groups whatever the pass's keys (measured: chunks as
   ** large for smaller passes gain nothing) */
   uint64_t cg = ts_chunk_groups(snap);
@@ -1750,8 +1753,8 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
     /* the deeper ring where it fits one SM beside an expansion block */
     const int deep = ts_expand_smem(kper) + ts_mma_smem(nkt, TS_STAGES_MAX) +
                          2 * g_smem_block_reserved <= g_smem_sm;
-    for (uint64_t g0 = 0; g0 < snap->ngroups; g0 += cg, ci++) {
-      const uint32_t ngr = (uint32_t)(snap->ngroups - g0 < cg ? snap->ngroups - g0 : cg);
+    for (uint64_t g0 = glo; g0 < ghi; g0 += cg, ci++) {
+      const uint32_t ngr = (uint32_t)(ghi - g0 < cg ? ghi - g0 : cg);
       const int buf = (int)(ci % TS_NBUF);
       uint32_t *mt = w->d_maskT + (size_t)buf * (w->ts_bytes / 4);
       /* the buffer's previous chunk must be through its MMA scan */
@@ -1794,6 +1797,13 @@ static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, char *err, size
 extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkeys,
                             uint8_t *answers, uint8_t *proofs, pp_cuda_timings *t, char *err,
                             size_t errlen) {
+  return pp_cuda_scan_range(snap, keys, nkeys, 0, snap ? snap->npages : 0, answers, proofs, t,
+                            err, errlen);
+}
+
+extern "C" int pp_cuda_scan_range(pp_cuda_snapshot *snap, const pp_key *keys, int nkeys,
+                                  uint64_t lo, uint64_t hi, uint8_t *answers, uint8_t *proofs,
+                                  pp_cuda_timings *t, char *err, size_t errlen) {
   if (t) {
     t->h2d_us = t->kernel_us = t->d2h_us = 0;
     t->tensor = 0;
@@ -1802,6 +1812,15 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
     seterr(err, errlen, "pp_cuda_scan: null argument");
     return 1;
   }
+  static_assert(TS_GROUP % TILE == 0 && 256 % TS_GROUP == 0, "PP_RANGE_ALIGN: whole tiles and groups");
+  if (hi > snap->npages || lo >= hi || lo % 256 || (hi % 256 && hi != snap->npages)) {
+    seterr(err, errlen, "pp_cuda_scan: bad page range [%llu, %llu) of %llu pages",
+           (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)snap->npages);
+    return 1;
+  }
+  /* the range's tiles and groups (the last ones partial only at the end) */
+  const uint32_t tlo = (uint32_t)(lo / TILE), tn = (uint32_t)((hi + TILE - 1) / TILE) - tlo;
+  const uint64_t glo = lo / TS_GROUP, ghi = (hi + TS_GROUP - 1) / TS_GROUP;
   if (nkeys < 0) {
     seterr(err, errlen, "pp_cuda_scan: negative key count %d", nkeys);
     return 1;
@@ -1845,7 +1864,7 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
   }
   long long nr = (long long)g_nsm / nchunks;
   if (nr < 1) nr = 1;
-  if (nr > snap->ntiles) nr = snap->ntiles;
+  if (nr > tn) nr = tn;
   const long long grid = nr * nchunks;
   if (grid > 0x7fffffffLL) {
     seterr(err, errlen, "pp_cuda_scan: batch of %d keys is too large", nkeys);
@@ -1891,10 +1910,10 @@ extern "C" int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkey
     }
   }
   if (!rc && use_tensor) {
-    rc = tensor_scan(snap, w, nkeys, err, errlen);
+    rc = tensor_scan(snap, w, nkeys, glo, ghi, err, errlen);
   } else if (!rc) {
     v->fn<<<(unsigned)grid, NT, v->smem, w->st>>>(snap->pages, snap->folds,
-                                                  (unsigned long long)snap->npages, snap->ntiles,
+                                                  (unsigned long long)snap->npages, tlo, tn,
                                                   w->d_keys, nkeys, kchunk, nchunks, (int)nr,
                                                   w->d_ans, w->d_proof, flags);
     rc = ck(cudaGetLastError(), err, errlen, "launching the scan kernel");

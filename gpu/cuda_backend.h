@@ -58,6 +58,11 @@ int pp_cuda_snapshot_update(pp_cuda_snapshot *snap, const uint8_t *host, const i
 int pp_cuda_scan(pp_cuda_snapshot *snap, const pp_key *keys, int nkeys,
                  uint8_t *answers, uint8_t *proofs, pp_cuda_timings *t,
                  char *err, size_t errlen);
+/* The same over pages [lo, hi) only (the XOR over those pages): lo a
+** multiple of 256, hi too or the snapshot's end (backend.h's PP_RANGE_ALIGN). */
+int pp_cuda_scan_range(pp_cuda_snapshot *snap, const pp_key *keys, int nkeys, uint64_t lo,
+                       uint64_t hi, uint8_t *answers, uint8_t *proofs, pp_cuda_timings *t,
+                       char *err, size_t errlen);
 
 /* Device and pinned allocations made so far (the pool's misses): constant
 ** on the steady-state query path. */

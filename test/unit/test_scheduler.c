@@ -122,16 +122,45 @@ typedef struct fake {
   int saw_forbidden;
   uint8_t *seen;      /* seen[tag - seen_base] = 1 for every tag scanned (optional) */
   uint32_t seen_base, seen_n;
+  /* Ranged calls: every call's pages are logged. With `linear` set the
+  ** answers are linear in the pages (linear_answer) so that a rolling
+  ** pass's segments add up to the whole pass exactly when each page was
+  ** scanned once; with `inner` set the call goes to that real backend. */
+  uint64_t lo[MAX_LOG], hi[MAX_LOG];
+  int linear;
+  pp_backend *inner;
 } fake;
 
-static int fake_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *answers, uint8_t *proofs,
-                     pp_scan_timings *t, char *err, size_t errlen) {
+/* The linear fake's answer of key k over pages [lo, hi): page p adds a
+** pseudo-random word (of k's tag, index and p) into word p % 512 of the
+** answer and one into word p % 2 of the proof. Each page once: the pass's
+** answer whatever the split; a page missed or twice: a different one. */
+static void linear_answer(const pp_key *k, uint64_t lo, uint64_t hi, uint8_t *ans, uint8_t *proof) {
+  uint64_t a[PP_PAGE_SIZE / 8], pr[2] = {0, 0};
+  memset(a, 0, sizeof a);
+  uint64_t id = 0;
+  memcpy(&id, k->root_seed, 8);
+  for (uint64_t p = lo; p < hi; p++) {
+    uint64_t w = mix64(id * 0x9e3779b97f4a7c15ULL + p);
+    a[p % (PP_PAGE_SIZE / 8)] ^= w;
+    pr[p & 1] ^= mix64(w);
+  }
+  memcpy(ans, a, PP_PAGE_SIZE);
+  memcpy(proof, pr, 16);
+}
+
+static int fake_scan(pp_backend *base, const pp_key *keys, int nkeys, uint64_t lo, uint64_t hi,
+                     uint8_t *answers, uint8_t *proofs, pp_scan_timings *t, char *err, size_t errlen) {
   fake *f = (fake *)base;
   pthread_mutex_lock(&f->mu);
   f->calls++;
   f->entered++;
   if (++f->inflight > f->max_inflight) f->max_inflight = f->inflight;
-  if (f->nsizes < MAX_LOG) f->sizes[f->nsizes++] = nkeys;
+  if (f->nsizes < MAX_LOG) {
+    f->lo[f->nsizes] = lo;
+    f->hi[f->nsizes] = hi;
+    f->sizes[f->nsizes++] = nkeys;
+  }
   pthread_cond_broadcast(&f->cv);
   while (f->gated && f->permits == 0) pthread_cond_wait(&f->cv, &f->mu);
   if (f->gated) f->permits--;
@@ -144,11 +173,18 @@ static int fake_scan(pp_backend *base, const pp_key *keys, int nkeys, uint8_t *a
     if (tag == TAG_POISON) poisoned = 1;
     if (forbidden && tag == forbidden) saw = 1;
     if (f->seen && tag - f->seen_base < f->seen_n) f->seen[tag - f->seen_base] = 1;
-    fake_answer(&keys[k], answers + (size_t)k * PP_PAGE_SIZE, proofs + 16 * k);
+    if (f->linear) linear_answer(&keys[k], lo, hi, answers + (size_t)k * PP_PAGE_SIZE, proofs + 16 * k);
+    else if (!f->inner) fake_answer(&keys[k], answers + (size_t)k * PP_PAGE_SIZE, proofs + 16 * k);
   }
   t->h2d_us = 1;
   t->kernel_us = 2;
   t->d2h_us = 3;
+  if (f->inner && !poisoned && f->inner->scan(f->inner, keys, nkeys, lo, hi, answers, proofs, t, err, errlen)) {
+    pthread_mutex_lock(&f->mu);
+    f->inflight--;
+    pthread_mutex_unlock(&f->mu);
+    return 1;
+  }
   pthread_mutex_lock(&f->mu);
   f->inflight--;
   if (saw) f->saw_forbidden = 1;
@@ -223,14 +259,14 @@ typedef struct job {
   int started;
 } job;
 
-static uint32_t g_next_tag = 1;
+static atomic_uint g_next_tag = 1; /* job_init runs on several threads at once */
 
 static void job_init(job *j, pp_sched *s, pp_backend *be, int nkeys) {
   memset(j, 0, sizeof *j);
   j->s = s;
   j->be = be;
   j->nkeys = nkeys;
-  j->tag = g_next_tag++;
+  j->tag = atomic_fetch_add(&g_next_tag, 1);
   j->keys = xmalloc((size_t)(nkeys ? nkeys : 1) * sizeof *j->keys);
   for (int k = 0; k < nkeys; k++) fake_key(&j->keys[k], j->tag, (uint32_t)k);
   j->ans = xmalloc((size_t)(nkeys ? nkeys : 1) * PP_PAGE_SIZE);
@@ -306,13 +342,17 @@ static int start_queued(job *j, pp_sched *s, int queued) {
                j->tag, pp_sched_waiting(s), queued);
 }
 
+/* A scheduler over FAKE_PAGES pages, one segment (every call a whole
+** pass: the sections before the rolling ones test that scheduler). */
+#define FAKE_PAGES 256
 static pp_sched *new_sched(void) {
-  pp_sched *s = pp_sched_new();
+  pp_sched *s = pp_sched_new(FAKE_PAGES);
   if (!s) {
     printf("test_scheduler: pp_sched_new failed\n0 passed, 1 failed\n");
     exit(1);
   }
   pp_sched_set_mode(s, 1, 0);
+  pp_sched_set_segments(s, 1, 0);
   return s;
 }
 
@@ -418,7 +458,8 @@ static void test_queued_share(void) {
           "follower %d: scan %llu, %d keys, %d requests", i, (unsigned long long)fol[i].info.scan_id,
           fol[i].info.keys_in_scan, fol[i].info.requests_in_scan);
     CHECK(fol[i].info.wait_us > 10000, "follower %d waited (%.0f us)", i, fol[i].info.wait_us);
-    CHECK(fol[i].tm.kernel_us == 2, "follower %d: the shared scan's timings", i);
+    CHECK(fol[i].tm.kernel_us == (fol[i].info.led ? 2 : -1),
+          "follower %d: the shared scan's timings go to its leader only", i);
     led += fol[i].info.led;
     if (i == 0) CHECK(fol[i].info.led, "the first queued request led the next scan");
   }
@@ -872,23 +913,55 @@ static void test_off(void) {
   fake_fini(&f);
 
   /* The environment sets the defaults. */
+  uint64_t segp = 0;
   setenv("PAGEPIR_COALESCE", "0", 1);
   setenv("PAGEPIR_COALESCE_WINDOW_US", "250", 1);
-  s = pp_sched_new();
+  setenv("PAGEPIR_COALESCE_SEGMENTS", "3", 1);
+  s = pp_sched_new(1000000);
   pp_sched_get_mode(s, &co, &win);
   CHECK(co == 0 && win == 250, "PAGEPIR_COALESCE=0, WINDOW_US=250: got %d, %d", co, win);
+  CHECK(pp_sched_get_segments(s, &segp) == 3 && segp == 333568,
+        "PAGEPIR_COALESCE_SEGMENTS=3 over 1000000 pages: %d segments of %llu pages (want 3 of 333568)",
+        pp_sched_get_segments(s, NULL), (unsigned long long)segp);
+  pp_sched_set_segments(s, 4, 0);
+  CHECK(pp_sched_get_segments(s, &segp) == 4 && segp == 250112, "4 segments of 250112: got %d of %llu",
+        pp_sched_get_segments(s, NULL), (unsigned long long)segp);
+  pp_sched_set_segments(s, 4, 262144);
+  CHECK(pp_sched_get_segments(s, &segp) == 4 && segp == 262144,
+        "4 segments of at least 262144 pages: got %d of %llu", pp_sched_get_segments(s, NULL),
+        (unsigned long long)segp);
+  pp_sched_set_segments(s, 8, 262144);
+  CHECK(pp_sched_get_segments(s, &segp) == 4 && segp == 262144,
+        "8 asked, at least 262144 pages: 4 segments, got %d of %llu", pp_sched_get_segments(s, NULL),
+        (unsigned long long)segp);
   pp_sched_free(s);
   setenv("PAGEPIR_COALESCE", "off", 1);
   setenv("PAGEPIR_COALESCE_WINDOW_US", "99999999", 1);
-  s = pp_sched_new();
+  setenv("PAGEPIR_COALESCE_SEGMENTS", "100000", 1);
+  s = pp_sched_new(1ull << 25);
   pp_sched_get_mode(s, &co, &win);
   CHECK(co == 0 && win == PP_SCHED_MAX_WINDOW_US, "PAGEPIR_COALESCE=off, window clamped: got %d, %d", co, win);
+  CHECK(pp_sched_get_segments(s, &segp) == PP_SCHED_MAX_SEGMENTS && segp == (1ull << 25) / PP_SCHED_MAX_SEGMENTS,
+        "segments clamped to %d: got %d of %llu pages", PP_SCHED_MAX_SEGMENTS, pp_sched_get_segments(s, NULL),
+        (unsigned long long)segp);
+  pp_sched_set_segments(s, -3, 0);
+  CHECK_INT(pp_sched_get_segments(s, NULL), 1, "segments below 1 clamped to 1");
   pp_sched_free(s);
   unsetenv("PAGEPIR_COALESCE");
   unsetenv("PAGEPIR_COALESCE_WINDOW_US");
-  s = pp_sched_new();
+  unsetenv("PAGEPIR_COALESCE_SEGMENTS");
+  CHECK(pp_sched_new(0) == NULL, "pp_sched_new(0 pages) refused");
+  s = pp_sched_new(1000);
   pp_sched_get_mode(s, &co, &win);
   CHECK(co == 1 && win == 0, "defaults: coalescing on, no window: got %d, %d", co, win);
+  CHECK(pp_sched_get_segments(s, &segp) == 1 && segp == 1024,
+        "default over 1000 pages: one segment (under 1 GiB): %d of %llu pages", pp_sched_get_segments(s, NULL),
+        (unsigned long long)segp);
+  pp_sched_free(s);
+  s = pp_sched_new(1ull << 23);
+  CHECK(pp_sched_get_segments(s, &segp) == PP_SCHED_SEGMENTS_DEFAULT && segp == (1ull << 23) / PP_SCHED_SEGMENTS_DEFAULT,
+        "default over 2^23 pages: %d segments of %llu pages", pp_sched_get_segments(s, NULL),
+        (unsigned long long)segp);
   pp_sched_set_mode(s, 1, -5);
   pp_sched_get_mode(s, &co, &win);
   CHECK_INT(win, 0, "negative window clamped");
@@ -1007,7 +1080,7 @@ static void test_oom(void) {
   printf("-- out of memory\n");
   long live0 = pp_alloc_live();
   pp_alloc_fail_nth(1);
-  CHECK(pp_sched_new() == NULL, "pp_sched_new fails cleanly");
+  CHECK(pp_sched_new(FAKE_PAGES) == NULL, "pp_sched_new fails cleanly");
   pp_alloc_fail_nth(0);
   CHECK_INT(pp_alloc_live(), live0, "nothing left after a failed pp_sched_new");
   /* The shared buffers make three allocations; fail each in turn. */
@@ -1062,6 +1135,301 @@ static void test_oom(void) {
   }
 }
 
+/* ---- rolling passes ------------------------------------------------------------------ */
+#define ROLL_PAGES 1000 /* four segments: 256 pages each, the last 232 */
+
+static pp_sched *new_rolling(void) {
+  pp_sched *s = pp_sched_new(ROLL_PAGES);
+  if (!s) {
+    printf("test_scheduler: pp_sched_new failed\n0 passed, 1 failed\n");
+    exit(1);
+  }
+  pp_sched_set_mode(s, 1, 0);
+  pp_sched_set_segments(s, 4, 0);
+  return s;
+}
+
+/* 1 if every key's answer and proof is the linear fake's whole pass. */
+static int job_linear_ok(const job *j) {
+  uint8_t a[PP_PAGE_SIZE], p[16];
+  for (int k = 0; k < j->nkeys; k++) {
+    linear_answer(&j->keys[k], 0, ROLL_PAGES, a, p);
+    if (memcmp(a, j->ans + (size_t)k * PP_PAGE_SIZE, PP_PAGE_SIZE) || memcmp(p, j->proofs + 16 * k, 16))
+      return 0;
+  }
+  return 1;
+}
+
+/* 1 if call i (0-based) of f scanned [lo, hi) with nkeys keys. */
+static int call_was(fake *f, int i, uint64_t lo, uint64_t hi, int nkeys) {
+  pthread_mutex_lock(&f->mu);
+  int ok = i < f->nsizes && f->lo[i] == lo && f->hi[i] == hi && f->sizes[i] == nkeys;
+  if (!ok && i < f->nsizes)
+    printf("   call %d: [%llu, %llu) %d keys; want [%llu, %llu) %d keys\n", i, (unsigned long long)f->lo[i],
+           (unsigned long long)f->hi[i], f->sizes[i], (unsigned long long)lo, (unsigned long long)hi, nkeys);
+  pthread_mutex_unlock(&f->mu);
+  return ok;
+}
+
+/* Lets the held call go and waits for the next one to begin (call `next`). */
+static int step_call(fake *f, int next) {
+  fake_permit(f, 1);
+  return CHECK(WAIT_UNTIL(fake_get(f, &f->entered) == next + 1), "call %d began", next);
+}
+
+static void test_rolling(void) {
+  printf("-- rolling passes: requests join at the next segment\n");
+  pp_sched *s = new_rolling();
+  fake f;
+  fake_init(&f, "fake");
+  f.linear = 1;
+  /* A lone request: one call over the whole snapshot, not cut up. */
+  job a;
+  job_init(&a, s, &f.base, 3);
+  job_call(&a);
+  CHECK(a.rc == 0 && job_linear_ok(&a), "lone request: answers (rc %d %s)", a.rc, a.err);
+  CHECK(call_was(&f, 0, 0, ROLL_PAGES, 3) && a.info.calls == 1 && a.info.nled == 1 &&
+            a.info.led_calls[0].pages == ROLL_PAGES && a.info.led_calls[0].keys == 3,
+        "lone request: one whole-pass call");
+  /* h holds a whole pass; b and c queue and then ride segment by segment;
+  ** d arrives during their first segment and joins at the second. */
+  fake_set_gate(&f, 1);
+  job h, b, c, d;
+  job_init(&h, s, &f.base, 2);
+  job_start(&h);
+  CHECK(WAIT_UNTIL(fake_get(&f, &f.entered) == 2), "h's whole pass began");
+  job_init(&b, s, &f.base, 3);
+  start_queued(&b, s, 1);
+  job_init(&c, s, &f.base, 5);
+  start_queued(&c, s, 2);
+  step_call(&f, 2);
+  CHECK(call_was(&f, 2, 0, 256, 8), "b and c: first segment [0, 256)");
+  job_join(&h);
+  CHECK(h.rc == 0 && job_linear_ok(&h) && h.info.calls == 1, "h: its whole pass");
+  job_init(&d, s, &f.base, 4);
+  start_queued(&d, s, 1);
+  step_call(&f, 3);
+  CHECK(call_was(&f, 3, 256, 512, 12), "d joined at the second segment");
+  step_call(&f, 4);
+  CHECK(call_was(&f, 4, 512, 768, 12), "third segment");
+  step_call(&f, 5);
+  CHECK(call_was(&f, 5, 768, ROLL_PAGES, 12), "fourth segment, to the end");
+  CHECK(!atomic_load(&b.done) && !atomic_load(&d.done), "nobody done before its pass is");
+  step_call(&f, 6);
+  job_join(&b);
+  job_join(&c);
+  CHECK(call_was(&f, 6, 0, 256, 4), "d alone: from the start to where it joined, in one call");
+  CHECK(!atomic_load(&d.done), "d waits for its last segment");
+  fake_permit(&f, 1);
+  job_join(&d);
+  CHECK(b.rc == 0 && c.rc == 0 && d.rc == 0, "rolling: rc %d %d %d", b.rc, c.rc, d.rc);
+  CHECK(job_linear_ok(&b) && job_linear_ok(&c) && job_linear_ok(&d),
+        "rolling: b, c, d each saw every page once (answers and proofs)");
+  CHECK(b.info.calls == 4 && c.info.calls == 4 && d.info.calls == 4 && d.info.keys_in_scan == 12 &&
+            b.info.requests_in_scan == 3,
+        "rolling: calls %d %d %d; d's most keys %d", b.info.calls, c.info.calls, d.info.calls,
+        d.info.keys_in_scan);
+  CHECK(b.info.nled == 4 && !c.info.led && d.info.nled == 1 && d.info.led_calls[0].pages == 256 &&
+            b.info.led_calls[1].keys == 12 && b.info.led_calls[1].requests == 3,
+        "rolling: b led its four calls, then d its last (nled %d %d %d)", b.info.nled, c.info.nled,
+        d.info.nled);
+  CHECK(b.tm.kernel_us == 8 && d.tm.kernel_us == 2 && c.tm.kernel_us == -1,
+        "device timings: the calls each led, summed");
+  pp_sched_stats st;
+  pp_sched_get_stats(s, &st);
+  CHECK(st.scans == 7 && st.requests == 5 && st.joined_running == 1 && st.shared_requests == 3 &&
+            st.keys == 3 + 2 + 8 + 12 * 3 + 4,
+        "rolling: stats (calls %llu, requests %llu, joined %llu, shared %llu, keys %llu)",
+        (unsigned long long)st.scans, (unsigned long long)st.requests, (unsigned long long)st.joined_running,
+        (unsigned long long)st.shared_requests, (unsigned long long)st.keys);
+  job_fini(&a);
+  job_fini(&h);
+  job_fini(&b);
+  job_fini(&c);
+  job_fini(&d);
+  pp_sched_free(s);
+  fake_fini(&f);
+}
+
+/* The queue's head holds back smaller requests behind it until the pass
+** has room for it; then both ride. */
+static void test_rolling_limit(void) {
+  printf("-- rolling passes: the batch limit\n");
+  pp_sched *s = new_rolling();
+  fake f;
+  fake_init(&f, "fake");
+  f.linear = 1;
+  f.gated = 1;
+  job h, b, c, d, e;
+  job_init(&h, s, &f.base, 3);
+  job_start(&h);
+  CHECK(WAIT_UNTIL(fake_get(&f, &f.entered) == 1), "h's pass began");
+  job_init(&b, s, &f.base, 1000);
+  start_queued(&b, s, 1);
+  job_init(&c, s, &f.base, 20);
+  start_queued(&c, s, 2);
+  step_call(&f, 1);
+  CHECK(call_was(&f, 1, 0, 256, 1020), "b and c ride: 1020 keys");
+  job_init(&d, s, &f.base, 10);
+  start_queued(&d, s, 1);
+  job_init(&e, s, &f.base, 3);
+  start_queued(&e, s, 2);
+  step_call(&f, 2);
+  CHECK(call_was(&f, 2, 256, 512, 1020) && pp_sched_waiting(s) == 2,
+        "d does not fit and holds back e, which would");
+  step_call(&f, 3);
+  step_call(&f, 4);
+  step_call(&f, 5);
+  CHECK(call_was(&f, 5, 0, 256, 13), "b and c done: d and e ride together from the start");
+  fake_set_gate(&f, 0);
+  job *all[5] = {&h, &b, &c, &d, &e};
+  for (int i = 0; i < 5; i++) {
+    job_join(all[i]);
+    CHECK(all[i]->rc == 0 && job_linear_ok(all[i]), "limit: request %d answers (rc %d %s)", i, all[i]->rc,
+          all[i]->err);
+    job_fini(all[i]);
+  }
+  CHECK_INT(fake_get(&f, &f.calls), 9, "limit: calls (1 + 4 + 4)");
+  pp_sched_free(s);
+  fake_fini(&f);
+}
+
+/* Interrupts in the pass: a follower leaves before the next call; the
+** leader itself leaves and hands the lane on. Errors fail the call's
+** requests only. */
+static void test_rolling_leave(void) {
+  printf("-- rolling passes: interrupts and errors in the pass\n");
+  pp_sched *s = new_rolling();
+  fake f;
+  fake_init(&f, "fake");
+  f.linear = 1;
+  f.gated = 1;
+  job h, b, c, d;
+  job_init(&h, s, &f.base, 1);
+  job_start(&h);
+  CHECK(WAIT_UNTIL(fake_get(&f, &f.entered) == 1), "h's pass began");
+  job_init(&b, s, &f.base, 3);
+  start_queued(&b, s, 1);
+  job_init(&c, s, &f.base, 4);
+  start_queued(&c, s, 2);
+  job_init(&d, s, &f.base, 5);
+  start_queued(&d, s, 3);
+  step_call(&f, 1);
+  CHECK(call_was(&f, 1, 0, 256, 12), "b, c, d in the pass");
+  /* c (a follower) is interrupted while the call is held */
+  atomic_store(&c.interrupt, 1);
+  int polls = atomic_load(&c.calls_to_interrupted);
+  CHECK(WAIT_UNTIL(atomic_load(&c.calls_to_interrupted) > polls), "c polled while in the pass");
+  step_call(&f, 2);
+  fake_set_forbidden(&f, c.tag); /* call 2 checks its keys once let through */
+  CHECK(call_was(&f, 2, 256, 512, 8), "c left before the next call");
+  job_join(&c);
+  CHECK(c.rc == PP_SCHED_INTERRUPTED && !strcmp(c.err, "interrupted"), "c: rc %d err '%s'", c.rc, c.err);
+  /* b (the leader) is interrupted: it leaves at its next decision, d leads */
+  atomic_store(&b.interrupt, 1);
+  step_call(&f, 3);
+  fake_set_forbidden(&f, b.tag);
+  CHECK(call_was(&f, 3, 512, ROLL_PAGES, 5), "b, the leader, left; d alone: to the end in one call");
+  job_join(&b);
+  CHECK(b.rc == PP_SCHED_INTERRUPTED && b.info.nled == 2, "b: rc %d, led %d calls", b.rc, b.info.nled);
+  fake_set_gate(&f, 0);
+  job_join(&h);
+  job_join(&d);
+  CHECK(h.rc == 0 && job_linear_ok(&h) && d.rc == 0 && job_linear_ok(&d), "h and d: answers");
+  CHECK(d.info.led && d.info.calls == 3, "d led the rest (%d calls)", d.info.calls);
+  CHECK(!fake_get(&f, &f.saw_forbidden), "no call after they left saw b's or c's keys");
+  pp_sched_stats st;
+  pp_sched_get_stats(s, &st);
+  CHECK(st.interrupted == 2 && st.requests == 2, "stats: 2 interrupted, 2 answered");
+  fake_set_forbidden(&f, 0);
+
+  /* a poison request fails the calls it is in: e (in the pass with it)
+  ** fails, g (after) does not */
+  f.gated = 1;
+  int c0 = fake_get(&f, &f.entered);
+  job x, e, p, g;
+  job_init(&x, s, &f.base, 1);
+  job_start(&x);
+  CHECK(WAIT_UNTIL(fake_get(&f, &f.entered) == c0 + 1), "x's pass began");
+  job_init(&e, s, &f.base, 3);
+  start_queued(&e, s, 1);
+  job_init(&p, s, &f.base, 2);
+  job_poison(&p);
+  start_queued(&p, s, 2);
+  fake_set_gate(&f, 0);
+  job_join(&x);
+  job_join(&e);
+  job_join(&p);
+  CHECK(x.rc == 0 && job_linear_ok(&x), "x before the poison: answers");
+  CHECK(e.rc == PP_SCHED_FAILED && p.rc == PP_SCHED_FAILED && strstr(e.err, "poison") && strstr(p.err, "poison"),
+        "e and the poison fail with the backend's message ('%s')", e.err);
+  job_init(&g, s, &f.base, 2);
+  job_call(&g);
+  CHECK(g.rc == 0 && job_linear_ok(&g), "g after the failure: answers");
+  job *all[] = {&h, &b, &c, &d, &x, &e, &p, &g};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) job_fini(all[i]);
+  pp_sched_free(s);
+  fake_fini(&f);
+}
+
+/* Many threads, random batch sizes and interrupts, four segments: every
+** answered request saw every page exactly once. */
+typedef struct rstress_arg {
+  pp_sched *s;
+  pp_backend *be;
+  int id, iters, bad, answered, interrupted;
+} rstress_arg;
+
+static void *rstress_main(void *p) {
+  rstress_arg *a = p;
+  unsigned seed = 4242u + 17u * (unsigned)a->id;
+  for (int it = 0; it < a->iters; it++) {
+    job j;
+    job_init(&j, a->s, a->be, 1 + (int)(rand_r(&seed) % 40));
+    if (rand_r(&seed) % 8 == 0) j.interrupt_at = 1 + (int)(rand_r(&seed) % 4);
+    job_call(&j);
+    if (j.rc == PP_SCHED_INTERRUPTED) a->interrupted++;
+    else if (j.rc == 0 && job_linear_ok(&j)) a->answered++;
+    else a->bad++;
+    job_fini(&j);
+  }
+  return NULL;
+}
+
+static void test_rolling_stress(void) {
+  printf("-- rolling passes: many threads\n");
+  pp_sched *s = new_rolling();
+  fake f;
+  fake_init(&f, "fake");
+  f.linear = 1;
+  f.sleep_us = 300;
+  enum { NT = 12, ITERS = 40 };
+  pthread_t tid[NT];
+  rstress_arg args[NT];
+  for (int i = 0; i < NT; i++) {
+    args[i] = (rstress_arg){s, &f.base, i, ITERS, 0, 0, 0};
+    pthread_create(&tid[i], NULL, rstress_main, &args[i]);
+  }
+  int bad = 0, answered = 0, intr = 0;
+  for (int i = 0; i < NT; i++) {
+    pthread_join(tid[i], NULL);
+    bad += args[i].bad;
+    answered += args[i].answered;
+    intr += args[i].interrupted;
+  }
+  CHECK_INT(bad, 0, "rolling stress: wrong answers or failures");
+  CHECK_INT(answered + intr, NT * ITERS, "rolling stress: every request answered or interrupted");
+  pp_sched_stats st;
+  pp_sched_get_stats(s, &st);
+  CHECK((int)st.requests == answered && (int)st.interrupted == intr, "rolling stress: stats agree");
+  CHECK(st.joined_running > 0, "rolling stress: requests joined running passes (%llu)",
+        (unsigned long long)st.joined_running);
+  printf("   %d answered, %d interrupted, %llu calls, %llu joined a running pass\n", answered, intr,
+         (unsigned long long)st.scans, (unsigned long long)st.joined_running);
+  pp_sched_free(s);
+  fake_fini(&f);
+}
+
 /* ---- the real CPU backend ----------------------------------------------------------- */
 #define REAL_PAGES 777
 static uint8_t *g_snap;
@@ -1110,13 +1478,69 @@ static void *real_main(void *p) {
     }
     /* Every answer and proof as a direct scan of the same keys gives. */
     pp_scan_timings tm;
-    if (g_cpu[0]->scan(g_cpu[0], keys, NK, ref, refp, &tm, err, sizeof err) ||
+    if (g_cpu[0]->scan(g_cpu[0], keys, NK, 0, REAL_PAGES, ref, refp, &tm, err, sizeof err) ||
         memcmp(ref, ans, NK * PP_PAGE_SIZE) || memcmp(refp, proofs, sizeof refp))
       a->bad++;
   }
   free(ans);
   free(ref);
   return NULL;
+}
+
+/* Real keys through a rolling pass, made exact with the fake's gate in
+** front of the real CPU backend: two requests in the pass, a third joining
+** at the second segment; each pair's XOR is its page, and every answer and
+** proof equals a direct whole-pass scan's. */
+static void real_rolling(pp_snapshot *snap) {
+  fake f;
+  fake_init(&f, "cpu");
+  f.inner = g_cpu[1];
+  f.gated = 1;
+  pp_sched *s = pp_sched_new(REAL_PAGES);
+  pp_sched_set_mode(s, 1, 0);
+  pp_sched_set_segments(s, 4, 0);
+  enum { NJ = 4 };
+  job j[NJ];
+  uint64_t target[NJ];
+  unsigned seed = 99;
+  for (int i = 0; i < NJ; i++) {
+    job_init(&j[i], s, &f.base, 2);
+    uint8_t s0[16], s1[16];
+    for (int b = 0; b < 16; b++) {
+      s0[b] = (uint8_t)rand_r(&seed);
+      s1[b] = (uint8_t)rand_r(&seed);
+    }
+    target[i] = i == 0 ? REAL_PAGES - 1 : (uint64_t)(rand_r(&seed) % REAL_PAGES);
+    pp_dpf_gen(target[i], pp_min_domain_bits(REAL_PAGES) + i % 2, s0, s1, &j[i].keys[0], &j[i].keys[1]);
+  }
+  job_start(&j[0]); /* a whole pass, held */
+  CHECK(WAIT_UNTIL(fake_get(&f, &f.entered) == 1), "real rolling: first pass began");
+  start_queued(&j[1], s, 1);
+  start_queued(&j[2], s, 2);
+  step_call(&f, 1);
+  start_queued(&j[3], s, 1);
+  fake_set_gate(&f, 0);
+  for (int i = 0; i < NJ; i++) job_join(&j[i]);
+  CHECK(call_was(&f, 1, 0, 256, 4) && call_was(&f, 2, 256, 512, 6) && call_was(&f, 3, 512, 768, 6) &&
+            call_was(&f, 4, 768, REAL_PAGES, 6) && call_was(&f, 5, 0, 256, 2),
+        "real rolling: the calls' ranges and keys");
+  uint8_t *ref = xmalloc(2 * PP_PAGE_SIZE), refp[32];
+  for (int i = 0; i < NJ; i++) {
+    uint8_t page[PP_PAGE_SIZE];
+    for (unsigned b = 0; b < PP_PAGE_SIZE; b++) page[b] = j[i].ans[b] ^ j[i].ans[PP_PAGE_SIZE + b];
+    CHECK(j[i].rc == 0 && !memcmp(page, g_snap + target[i] * PP_PAGE_SIZE, PP_PAGE_SIZE),
+          "real rolling: request %d (rc %d %s) reconstructs page %llu", i, j[i].rc, j[i].err,
+          (unsigned long long)target[i]);
+    pp_scan_timings tm;
+    char err[256] = "";
+    CHECK(g_cpu[0]->scan(g_cpu[0], j[i].keys, 2, 0, snap->npages, ref, refp, &tm, err, sizeof err) == 0 &&
+              !memcmp(ref, j[i].ans, 2 * PP_PAGE_SIZE) && !memcmp(refp, j[i].proofs, 32),
+          "real rolling: request %d's answers and proofs == a whole-pass scan's", i);
+  }
+  free(ref);
+  for (int i = 0; i < NJ; i++) job_fini(&j[i]);
+  pp_sched_free(s);
+  fake_fini(&f);
 }
 
 static void test_real_cpu(void) {
@@ -1143,9 +1567,10 @@ static void test_real_cpu(void) {
   if (CHECK(snap && simd, "snapshot %s and SIMD table: %s", path, err)) {
     g_cpu[0] = pp_backend_cpu_new(snap, simd, 1);
     g_cpu[1] = pp_backend_cpu_new(snap, simd, 2);
-    g_real = pp_sched_new();
+    g_real = pp_sched_new(REAL_PAGES); /* four segments: [0,256) [256,512) [512,768) [768,777) */
     if (CHECK(g_cpu[0] && g_cpu[1] && g_real, "CPU backends and scheduler")) {
       pp_sched_set_mode(g_real, 1, 0);
+      pp_sched_set_segments(g_real, 4, 0);
       enum { NT = 6, ITERS = 15 };
       pthread_t tid[NT];
       real_arg args[NT];
@@ -1164,10 +1589,12 @@ static void test_real_cpu(void) {
       pp_sched_stats st;
       pp_sched_get_stats(g_real, &st);
       CHECK_INT(st.requests, NT * ITERS, "real: requests");
-      CHECK_INT(st.keys, NT * ITERS * 4, "real: keys");
-      printf("   real: %d requests of 4 keys in %llu scans (max %d keys, %llu requests shared a scan)\n",
+      CHECK(st.keys >= (uint64_t)NT * ITERS * 4, "real: keys over all calls");
+      printf("   real: %d requests of 4 keys in %llu calls (max %d keys, %llu requests shared a call, "
+             "%llu joined a running pass)\n",
              NT * ITERS, (unsigned long long)st.scans, st.max_keys_in_scan,
-             (unsigned long long)st.shared_requests);
+             (unsigned long long)st.shared_requests, (unsigned long long)st.joined_running);
+      real_rolling(snap);
     }
     pp_sched_free(g_real);
     if (g_cpu[0]) g_cpu[0]->destroy(g_cpu[0]);
@@ -1194,6 +1621,10 @@ int main(void) {
   test_off();
   test_window();
   test_lanes();
+  test_rolling();
+  test_rolling_limit();
+  test_rolling_leave();
+  test_rolling_stress();
   test_oom();
   test_real_cpu();
   long p = atomic_load(&g_pass), f = atomic_load(&g_fail);
