@@ -489,6 +489,70 @@ static void mask_pressure(void) {
   free_snap(&s);
 }
 
+/* Ranged scans (the scheduler's segments, pp_cuda_scan_range): the scans of
+** a partition of the snapshot into 256-page-aligned ranges XOR to the whole
+** pass's answers and proofs (the CPU reference), on both kernels (3 keys:
+** the LOP3 scan by default; 24: the tensor-core scan); bad ranges refused. */
+static void ranges(void) {
+  static const uint64_t nps[] = {5000, 70001};
+  static const int nks[] = {3, 24};
+  for (int i = 0; i < 2; i++) {
+    snap_t s = make_snap(nps[i]);
+    pp_cuda_snapshot *ds;
+    if (upload(&s, &ds)) {
+      free_snap(&s);
+      continue;
+    }
+    /* cut points: 256, a random multiple of 256, the end */
+    uint64_t mid = 256 * (2 + rnd() % (s.npages / 256 - 2));
+    const uint64_t cut[4] = {0, 256, mid, s.npages};
+    for (int j = 0; j < 2; j++) {
+      const int nk = nks[j];
+      pp_key *keys = make_batch(nk, s.npages);
+      uint8_t *acc = calloc((size_t)nk, 4096), *ans = malloc((size_t)nk * 4096);
+      uint8_t *ra = malloc((size_t)nk * 4096), pacc[24 * 16] = {0}, pr[24 * 16], rp[24 * 16];
+      char err[512], what[160];
+      int ok = 1;
+      for (int r = 0; r < 3 && ok; r++) {
+        pp_cuda_timings t;
+        snprintf(what, sizeof what, "npages=%llu batch=%d range [%llu, %llu)",
+                 (unsigned long long)s.npages, nk, (unsigned long long)cut[r],
+                 (unsigned long long)cut[r + 1]);
+        snprintf(g_case, sizeof g_case, "%s", what);
+        alarm((unsigned)g_wd_s);
+        int rc = pp_cuda_scan_range(ds, keys, nk, cut[r], cut[r + 1], ans, pr, &t, err, sizeof err);
+        alarm(0);
+        check(rc == 0, "%s: %s", what, rc ? err : "");
+        ok = rc == 0;
+        for (size_t b = 0; ok && b < (size_t)nk * 4096; b++) acc[b] ^= ans[b];
+        for (int b = 0; ok && b < nk * 16; b++) pacc[b] ^= pr[b];
+      }
+      if (ok) {
+        ref_scan(&s, keys, nk, ra, rp);
+        check(!memcmp(acc, ra, (size_t)nk * 4096) && !memcmp(pacc, rp, (size_t)nk * 16),
+              "npages=%llu batch=%d: ranges [0,256) [256,%llu) [%llu,%llu) XOR to the whole pass",
+              (unsigned long long)s.npages, nk, (unsigned long long)mid, (unsigned long long)mid,
+              (unsigned long long)s.npages);
+      }
+      pp_cuda_timings t;
+      const uint64_t bad[3][2] = {{1, s.npages}, {256, 256}, {0, s.npages + 1}};
+      for (int b = 0; b < 3; b++) {
+        err[0] = 0;
+        int rc = pp_cuda_scan_range(ds, keys, nk, bad[b][0], bad[b][1], ans, pr, &t, err, sizeof err);
+        check(rc != 0 && strstr(err, "bad page range"), "npages=%llu: range [%llu, %llu) refused (%s)",
+              (unsigned long long)s.npages, (unsigned long long)bad[b][0],
+              (unsigned long long)bad[b][1], err);
+      }
+      free(keys);
+      free(acc);
+      free(ans);
+      free(ra);
+    }
+    pp_cuda_snapshot_free(ds);
+    free_snap(&s);
+  }
+}
+
 /* Every page through keygen pairs: A0 ^ A1 == page (0 past npages), and the
 ** client's proof check. */
 static void round_trip(uint64_t npages, int d) {
@@ -987,6 +1051,7 @@ int main(int argc, char **argv) {
     concurrency();
     errors_check();
     mask_pressure();
+    ranges();
   } else { /* quick */
     static const uint64_t np[] = {1, 3, 257, 1000, 4096};
     static const int bs[] = {1, 3, 47};
@@ -1005,6 +1070,7 @@ int main(int argc, char **argv) {
     alloc_steady();
     concurrency();
     mask_pressure();
+    ranges();
   }
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
