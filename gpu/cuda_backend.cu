@@ -1721,8 +1721,6 @@ static void ws_release(Ws *w) {
 #ifndef TS_MASK_BYTES
 #define TS_MASK_BYTES (512ull << 20)
 #endif
-#define TS_RANGE_CHUNKS 8
-#define TS_MIN_CHUNK_GROUPS 512 /* 512 MiB of the snapshot */
 static uint64_t ts_chunk_groups(const pp_cuda_snapshot *snap) {
   const uint64_t per = (uint64_t)TS_KPASS * 4096; /* maskT bytes a group at a full pass */
   uint64_t g = TS_MASK_BYTES / per;
@@ -1736,13 +1734,8 @@ static uint64_t ts_chunk_groups(const pp_cuda_snapshot *snap) {
 static int tensor_scan(pp_cuda_snapshot *snap, Ws *w, int nkeys, uint64_t glo, uint64_t ghi,
                        char *err, size_t errlen) {
   /* chunks of the same groups whatever the pass's keys (measured: chunks as
-  ** large for smaller passes gain nothing); a range (a segment of a rolling
-  ** pass) in at least TS_RANGE_CHUNKS chunks, down to TS_MIN_CHUNK_GROUPS,
-  ** so that the expansion of its first chunk and the MMA scan of its last,
-  ** which run alone, are a small part of it */
+  ** large for smaller passes gain nothing) */
   uint64_t cg = ts_chunk_groups(snap);
-  const uint64_t per = (ghi - glo + TS_RANGE_CHUNKS - 1) / TS_RANGE_CHUNKS;
-  if (per < cg) cg = per > TS_MIN_CHUNK_GROUPS ? per : TS_MIN_CHUNK_GROUPS;
   if (cg > w->ts_bytes / ((size_t)TS_KPASS * 4096)) cg = w->ts_bytes / ((size_t)TS_KPASS * 4096);
   const int serial = __atomic_load_n(&g_ts_serial, __ATOMIC_RELAXED);
   cudaStream_t sE = w->st, sM = serial ? w->st : w->st2;
