@@ -4,21 +4,28 @@
 ** State, all guarded by the scheduler's one mutex:
 **  - per lane (backend name): `running` (a leader holds the lane: it is
 **    scanning, about to, or waiting out a window), the FIFO queue of
-**    requests not yet taken, and the lane's shared scan buffers (used only
-**    by the lane's leader, so outside the lock);
+**    requests not yet taken, the pass (requests taken in, each with the
+**    pages it has still to see; `pos`, where the next call starts), and the
+**    lane's shared scan buffers (used only by the lane's leader, so outside
+**    the lock);
 **  - per request: a struct on the caller's stack with its own condition
 **    variable and a state:
 **      QUEUED  in the queue, waiting; polls `interrupted`
-**      LEADER  in the queue, handed the lane: it runs the next scan
-**      TAKEN   taken into a running scan; waits, no longer polls
-**      DONE    answered (rc, err, timings written); the caller returns
-**    The leader touches a TAKEN request's buffers and fields outside the
-**    lock; its caller cannot return before the leader marks it DONE under
-**    the lock, which is the leader's last access. A caller leaves early only
-**    from QUEUED or LEADER, removing itself under the lock, before any
-**    leader can have seen its keys.
-** Invariant: a lane with running == 0 has an empty queue; a lane with a
-** nonempty queue and no scan in progress has its head in state LEADER.
+**      LEADER  in the queue, handed the lane: it runs the next call
+**      TAKEN   in the pass; waits, polls `interrupted` (then sets `cancel`,
+**              and the leader takes it out before its next call); with
+**              `lead_turn` set it has been handed the lane and leads
+**      DONE    answered, failed or interrupted (rc, err, timings written);
+**              the caller returns
+**    The leader touches TAKEN requests' buffers and fields outside the lock
+**    (only the leader changes the pass); a caller cannot return before the
+**    leader marks it DONE under the lock, which is the leader's last access.
+**    A caller leaves the queue by itself only from QUEUED or LEADER, under
+**    the lock, before any call can have seen its keys.
+** Invariants: a lane with running == 0 has an empty queue and an empty
+** pass; a running lane has exactly one thread that leads or is about to
+** (a LEADER at the queue's head, or a TAKEN request with lead_turn, or one
+** inside lead()).
 */
 #include <errno.h>
 #include <pthread.h>
