@@ -377,14 +377,16 @@ static void finish(pp_sched *s, lane *ln, req *prev, req *r, req *me) {
 }
 
 /* The pages of the next call: from the lane's position to the end of the
-** first request to complete its pass, at most one segment when more than
-** one request rides (so that arrivals join soon), never past the end. */
+** first request to complete its pass, at most one segment (so that
+** arrivals join soon), never past the end; but a lone request that starts
+** a pass of its own (the lane was idle) is scanned whole in one call. */
 static uint64_t call_end(const pp_sched *s, const lane *ln) {
   uint64_t left = s->npages;
   for (const req *r = ln->active; r; r = r->next)
     if (r->left < left) left = r->left;
   uint64_t hi = ln->pos + left;
-  if (ln->nactive > 1 && ln->pos + s->seg_pages < hi) hi = ln->pos + s->seg_pages;
+  const int lone_pass = ln->nactive == 1 && ln->active->fresh && ln->pos == 0;
+  if (!lone_pass && ln->pos + s->seg_pages < hi) hi = ln->pos + s->seg_pages;
   return hi < s->npages ? hi : s->npages;
 }
 
