@@ -79,6 +79,7 @@ typedef struct lane {
   req *active, *active_tail;
   int nactive, active_keys;
   uint64_t pos;
+  int last_requests; /* requests in the lane's last call */
   /* Shared scan buffers, grown on demand, kept until pp_sched_free. */
   pp_key *keys;
   uint8_t *answers, *proofs;
@@ -379,13 +380,16 @@ static void finish(pp_sched *s, lane *ln, req *prev, req *r, req *me) {
 /* The pages of the next call: from the lane's position to the end of the
 ** first request to complete its pass, at most one segment (so that
 ** arrivals join soon), never past the end; but a lone request that starts
-** a pass of its own (the lane was idle) is scanned whole in one call. */
+** a pass of its own is scanned whole in one call, unless the lane's last
+** call carried several requests (a burst: the others are about to come
+** back, and would wait out the whole pass behind it). */
 static uint64_t call_end(const pp_sched *s, const lane *ln) {
   uint64_t left = s->npages;
   for (const req *r = ln->active; r; r = r->next)
     if (r->left < left) left = r->left;
   uint64_t hi = ln->pos + left;
-  const int lone_pass = ln->nactive == 1 && ln->active->fresh && ln->pos == 0;
+  const int lone_pass =
+      ln->nactive == 1 && ln->active->fresh && ln->pos == 0 && ln->last_requests <= 1;
   if (!lone_pass && ln->pos + s->seg_pages < hi) hi = ln->pos + s->seg_pages;
   return hi < s->npages ? hi : s->npages;
 }
@@ -467,6 +471,7 @@ static void lead(pp_sched *s, lane *ln, pp_backend *be, req *me) {
 
     pthread_mutex_lock(&s->mu);
     count_scan(s, total, rc);
+    ln->last_requests = nreqs;
     ln->pos = hi == s->npages ? 0 : hi;
     for (req *prev = NULL, *r = ln->active, *nx; r; r = nx) {
       nx = r->next;

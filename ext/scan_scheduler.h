@@ -15,7 +15,10 @@
 ** XORs over pages, so the order does not matter):
 **  - If no call is running, the caller leads at once with its own keys: a
 **    lone request's pass is one backend call over the whole snapshot, into
-**    its own buffers (a lone query never waits and is never cut up).
+**    its own buffers (a lone query never waits and is never cut up),
+**    unless the lane's last call carried several requests: after a burst
+**    it goes a segment at a time, so that the others, about to come back,
+**    join it within a segment instead of waiting out a whole pass.
 **  - If one is running, the caller queues and waits. Before each call the
 **    leader takes queued requests into the pass in arrival order while they
 **    fit (PP_MAX_BATCH keys in the pass; a request that does not fit is

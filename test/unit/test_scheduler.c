@@ -1235,8 +1235,41 @@ static void test_rolling(void) {
         d.info.nled);
   CHECK(b.tm.kernel_us == 8 && d.tm.kernel_us == 2 && c.tm.kernel_us == -1,
         "device timings: the calls each led, summed");
-  pp_sched_stats st;
+  pp_sched_stats st, st0;
   pp_sched_get_stats(s, &st);
+  /* d's last call was alone: a lone request after it gets a whole pass;
+  ** after calls shared by several (a burst), a lone request goes segment
+  ** by segment so that the others can join it within a segment */
+  job e1, e2;
+  fake_set_gate(&f, 0);
+  job_init(&e1, s, &f.base, 1);
+  job_call(&e1);
+  CHECK(e1.rc == 0 && job_linear_ok(&e1) && e1.info.calls == 1 && call_was(&f, 7, 0, ROLL_PAGES, 1),
+        "lone after a lone call: one whole-pass call");
+  pp_sched_get_stats(s, &st0);
+  fake_set_gate(&f, 1);
+  job g1, g2, g3;
+  job_init(&g1, s, &f.base, 1);
+  job_start(&g1);
+  CHECK(WAIT_UNTIL(fake_get(&f, &f.entered) == 9), "g1's pass began");
+  job_init(&g2, s, &f.base, 1);
+  start_queued(&g2, s, 1);
+  job_init(&g3, s, &f.base, 1);
+  start_queued(&g3, s, 2);
+  fake_set_gate(&f, 0);
+  job_join(&g1);
+  job_join(&g2);
+  job_join(&g3);
+  job_init(&e2, s, &f.base, 1);
+  job_call(&e2);
+  CHECK(e2.rc == 0 && job_linear_ok(&e2) && e2.info.calls == 4 && e2.info.nled == 4,
+        "lone after a shared call: a segment at a time (%d calls)", e2.info.calls);
+  CHECK(g1.rc == 0 && g2.rc == 0 && g3.rc == 0 && job_linear_ok(&g2) && job_linear_ok(&g3), "g1..g3 answers");
+  job_fini(&e1);
+  job_fini(&e2);
+  job_fini(&g1);
+  job_fini(&g2);
+  job_fini(&g3);
   CHECK(st.scans == 7 && st.requests == 5 && st.joined_running == 1 && st.shared_requests == 3 &&
             st.keys == 3 + 2 + 8 + 12 * 3 + 4,
         "rolling: stats (calls %llu, requests %llu, joined %llu, shared %llu, keys %llu)",
