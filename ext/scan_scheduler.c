@@ -129,7 +129,9 @@ pp_sched *pp_sched_new(uint64_t npages) {
   e = getenv("PAGEPIR_COALESCE_WINDOW_US");
   if (e) s->window_us = clamp_window(strtol(e, NULL, 10));
   e = getenv("PAGEPIR_COALESCE_SEGMENTS");
-  set_segments(s, e ? strtol(e, NULL, 10) : PP_SCHED_SEGMENTS_DEFAULT, PP_SCHED_MIN_SEGMENT_PAGES);
+  const char *m = getenv("PAGEPIR_COALESCE_MIN_SEGMENT_PAGES");
+  set_segments(s, e ? strtol(e, NULL, 10) : PP_SCHED_SEGMENTS_DEFAULT,
+               m && strtol(m, NULL, 10) >= 0 ? (uint64_t)strtol(m, NULL, 10) : PP_SCHED_MIN_SEGMENT_PAGES);
   return s;
 }
 

@@ -60,7 +60,8 @@
 ** come from the environment at pp_sched_new: PAGEPIR_COALESCE=0 (or "off")
 ** switches coalescing off; PAGEPIR_COALESCE_WINDOW_US=n sets the window;
 ** PAGEPIR_COALESCE_SEGMENTS=n the segments of a pass (1 to
-** PP_SCHED_MAX_SEGMENTS, each at least PP_SCHED_MIN_SEGMENT_PAGES).
+** PP_SCHED_MAX_SEGMENTS, each at least PP_SCHED_MIN_SEGMENT_PAGES, or
+** PAGEPIR_COALESCE_MIN_SEGMENT_PAGES=m: tests roll small snapshots with it).
 **
 ** Thread-safe. pp_sched_free must not race a pp_sched_scan on the same
 ** scheduler.
