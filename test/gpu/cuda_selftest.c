@@ -7,7 +7,8 @@
 **        (pp_cuda_host_emulate) and checks masks and proofs against
 **        pp_dpf_eval_point / pp_gf128_mul. Needs no GPU.
 ** quick  host checks + a cross product of page counts and batch sizes on the
-**        GPU, round trips, alloc-count and concurrency checks.
+**        GPU, round trips, alloc-count and concurrency checks, ranged scans
+**        (pp_cuda_scan_range: a partition's scans XOR to the whole pass).
 ** full   more page counts and batch sizes (the default).
 ** tiny   two small scans, for compute-sanitizer memcheck / racecheck.
 ** sweep  batch size x page count grid of keygen-pair and mixed batches
