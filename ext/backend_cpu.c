@@ -32,8 +32,8 @@ typedef struct cpu_backend {
 ** the result lands in either). */
 typedef struct frontier {
   pp_soa a, b;
-  const pp_soa *roots;
-  uint64_t n;
+  const pp_soa *roots; /* roots[i]: chunk first + i */
+  uint64_t first, n;
 } frontier;
 
 typedef struct scan_job {
@@ -96,8 +96,8 @@ static void expander_next_key(expander *e) {
   const frontier *f = &e->job->fr[e->key];
   e->cur = &e->a;
   e->nxt = &e->b;
-  for (int i = 0; i < 4; i++) e->a.w[i][0] = f->roots->w[i][e->chunk];
-  e->a.t[0] = f->roots->t[e->chunk];
+  for (int i = 0; i < 4; i++) e->a.w[i][0] = f->roots->w[i][e->chunk - f->first];
+  e->a.t[0] = f->roots->t[e->chunk - f->first];
   e->level = pp_chunk_level(&e->job->keys[e->key]);
   e->first = e->chunk;
   e->n = 1;
@@ -185,15 +185,38 @@ done:
   return NULL;
 }
 
-/* Chunk roots of one key: expand from the root down to pp_chunk_level. */
-static int build_frontier(const cpu_backend *be, const pp_key *k, frontier *f) {
-  uint64_t npages = be->snap->npages;
-  unsigned lvl = pp_chunk_level(k);
-  unsigned below = k->domain_bits - lvl;
-  uint64_t width = (npages + ((uint64_t)1 << below) - 1) >> below;
-  if (pp_soa_alloc(&f->a, width) || pp_soa_alloc(&f->b, width)) return 1;
+/* Chunk roots chunk0 .. chunk0 + nchunks - 1 of one key: from the root down
+** to pp_chunk_level, expanding at each level only the ancestors of those
+** chunks (a range's scan does not pay for the rest of the tree's top). */
+static int build_frontier(const cpu_backend *be, const pp_key *k, uint64_t chunk0,
+                          uint64_t nchunks, frontier *f) {
+  const unsigned lvl = pp_chunk_level(k);
+  if (pp_soa_alloc(&f->a, nchunks + 2) || pp_soa_alloc(&f->b, nchunks + 2)) return 1;
   pp_soa_set(&f->a, 0, k->root_seed, k->root_t);
-  f->n = pp_dpf_expand_soa(k, be->simd, 0, 0, 1, lvl, npages, &f->a, &f->b, &f->roots);
+  const pp_soa *cur = &f->a, *nxt = &f->b;
+  uint64_t first = 0, n = 1;
+  for (unsigned l = 0; l < lvl; l++) {
+    n = pp_dpf_expand_step(k, be->simd, l, first, n, be->snap->npages, cur, nxt);
+    first *= 2;
+    /* keep the ancestors of the range's chunks at level l + 1: drop the
+    ** leading child that is not one (at most one), cut the tail */
+    const unsigned below = lvl - (l + 1);
+    const uint64_t lo = chunk0 >> below, hi = ((chunk0 + nchunks - 1) >> below) + 1;
+    if (lo > first && n > 0) {
+      const uint64_t drop = lo - first < n ? lo - first : n;
+      for (int w = 0; w < 4; w++) memmove(nxt->w[w], nxt->w[w] + drop, (size_t)(n - drop) * 4);
+      memmove(nxt->t, nxt->t + drop, (size_t)(n - drop) * 4);
+      n -= drop;
+      first += drop;
+    }
+    if (first + n > hi) n = hi > first ? hi - first : 0;
+    const pp_soa *t = cur;
+    cur = nxt;
+    nxt = t;
+  }
+  f->roots = cur;
+  f->first = first;
+  f->n = n;
   return 0;
 }
 
@@ -241,7 +264,7 @@ static int cpu_scan(pp_backend *base, const pp_key *keys, int nkeys, uint64_t lo
   job.fr = pp_calloc((size_t)nkeys, sizeof *job.fr);
   if (!ws || !job.fr) goto oom;
   for (int k = 0; k < nkeys; k++)
-    if (build_frontier(be, &keys[k], &job.fr[k])) goto oom;
+    if (build_frontier(be, &keys[k], job.chunk0, job.nchunks, &job.fr[k])) goto oom;
   for (int i = 0; i < nthreads; i++) {
     ws[i].job = &job;
     ws[i].index = i;

@@ -288,15 +288,15 @@ static void xor_into(uint8_t *dst, const uint8_t *src, size_t n) {
 
 /* One call `me` ran, for its caller's metrics (the last entry absorbs any
 ** beyond PP_SCHED_MAX_LED), and its device phases added to me->tm. */
-static void note_led_call(req *me, int keys, int nreqs, uint64_t pages, double us,
+static void note_led_call(req *me, int keys, int nreqs, uint64_t pages, double us, int failed,
                           const pp_scan_timings *tm) {
   if (me->nled < PP_SCHED_MAX_LED) {
-    me->led[me->nled++] = (pp_sched_call){keys, nreqs, pages, us};
-  } else {
+    me->led[me->nled++] = (pp_sched_call){keys, nreqs, pages, us, failed};
+  } else { /* not reached: a request leads at most one call a segment */
     pp_sched_call *c = &me->led[PP_SCHED_MAX_LED - 1];
-    c->keys += keys;
     c->pages += pages;
     c->us += us;
+    c->failed |= failed;
   }
   const double add[3] = {tm->h2d_us, tm->kernel_us, tm->d2h_us};
   double *sum[3] = {&me->tm.h2d_us, &me->tm.kernel_us, &me->tm.d2h_us};
@@ -374,6 +374,7 @@ static void finish(pp_sched *s, lane *ln, req *prev, req *r, req *me) {
     count_request(s, r->t_start - r->t_call);
     if (r->requests_in_scan > 1) s->st.shared_requests++;
   }
+  if (!ln->active) ln->pos = 0; /* the next lone request gets a whole pass in one call */
   r->next = NULL;
   r->state = ST_DONE; /* its caller may return from here on: r is not touched again */
   if (r != me) pthread_cond_signal(&r->cond);
@@ -469,7 +470,7 @@ static void lead(pp_sched *s, lane *ln, pp_backend *be, req *me) {
     }
     if (rc && !e[0]) snprintf(e, sizeof e, "the %s backend failed without a message", be->name);
     const double us = pp_now_us() - t0;
-    note_led_call(me, total, nreqs, hi - lo, us, &tm);
+    note_led_call(me, total, nreqs, hi - lo, us, rc != 0, &tm);
 
     pthread_mutex_lock(&s->mu);
     count_scan(s, total, rc);
@@ -491,7 +492,6 @@ static void lead(pp_sched *s, lane *ln, pp_backend *be, req *me) {
       if (rc && r->err && r->errlen) snprintf(r->err, r->errlen, "%s", e);
       finish(s, ln, prev, r, me);
     }
-    if (!ln->active) ln->pos = 0; /* the next lone request gets a whole pass in one call */
   }
   /* The lane passes on: to a request in the pass, else to the queue's head. */
   if (ln->active) {
@@ -538,7 +538,7 @@ int pp_sched_scan(pp_sched *s, pp_backend *be, const pp_key *keys, int nkeys, ui
     info->calls = 1;
     info->led = 1;
     info->nled = 1;
-    info->led_calls[0] = (pp_sched_call){nkeys, 1, npages, t1 - t0};
+    info->led_calls[0] = (pp_sched_call){nkeys, 1, npages, t1 - t0, rc != 0};
     info->wait_us = t0 - t_call;
     info->scan_us = t1 - t0;
     if (rc && !e[0]) snprintf(e, sizeof e, "the %s backend failed without a message", be->name);

@@ -18,7 +18,8 @@
 **    its own buffers (a lone query never waits and is never cut up),
 **    unless the lane's last call carried several requests: after a burst
 **    it goes a segment at a time, so that the others, about to come back,
-**    join it within a segment instead of waiting out a whole pass.
+**    join it within a segment instead of waiting out a whole pass (this
+**    holds however long ago that last call was: no timers).
 **  - If one is running, the caller queues and waits. Before each call the
 **    leader takes queued requests into the pass in arrival order while they
 **    fit (PP_MAX_BATCH keys in the pass; a request that does not fit is
@@ -96,10 +97,13 @@ typedef struct pp_sched pp_sched;
 typedef struct pp_sched_call {
   int keys;       /* keys in the call, every request's */
   int requests;   /* requests in the call */
-  uint64_t pages; /* pages it scanned */
+  uint64_t pages; /* pages it scanned (or was to, if it failed) */
   double us;      /* its wall time */
+  int failed;     /* the backend (or the shared buffers' allocation) failed */
 } pp_sched_call;
-#define PP_SCHED_MAX_LED 16 /* calls listed a caller; more are added into the last */
+/* Calls listed a caller: it leads only while its own request is in the
+** pass, at most one call a segment. */
+#define PP_SCHED_MAX_LED PP_SCHED_MAX_SEGMENTS
 
 /* What happened to one pp_sched_scan call. */
 typedef struct pp_sched_info {

@@ -449,10 +449,12 @@ static int scan_batch(pp_cursor *c, pp_backend *be, const pp_key *keys, int n, u
                          errlen);
   pp_metrics *m = t->conn->metrics;
   if (si.scan_id) pp_metrics_record(m, t->metrics_name, PP_PHASE_WAIT, (uint64_t)n, 0, si.wait_us);
-  /* every backend call this cursor ran, whoever's keys it carried (a
-  ** segment of a rolling pass or a whole pass) */
-  for (int i = 0; i < si.nled && rc == PP_SCHED_OK; i++) {
+  /* every backend call this cursor ran that succeeded, whoever's keys it
+  ** carried (a segment of a rolling pass or a whole pass), also when its
+  ** own request was then interrupted or failed */
+  for (int i = 0; i < si.nled; i++) {
     const pp_sched_call *call = &si.led_calls[i];
+    if (call->failed) continue;
     pp_metrics_record(m, t->metrics_name, PP_PHASE_SHARED, (uint64_t)call->keys,
                       call->pages * PP_PAGE_SIZE, call->us);
     pp_metrics_record(m, t->metrics_name, PP_PHASE_SCAN_KEYS, (uint64_t)call->keys, 0, call->keys);

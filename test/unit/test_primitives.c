@@ -661,29 +661,38 @@ static void backend_all(pp_snapshot *snap, const pp_key *keys, int nkeys, const 
       }
       /* Ranged scans (the scheduler's segments): the scans of [0, mid) and
       ** [mid, npages) XOR to the whole pass's answers and proofs. */
+      /* ... and so do the scans of every single chunk (each range's frontier
+      ** is built from its own ancestors only) */
       if (snap->npages > PP_RANGE_ALIGN) {
         uint64_t mid = snap->npages / 2 / PP_RANGE_ALIGN * PP_RANGE_ALIGN;
         if (mid == 0) mid = PP_RANGE_ALIGN;
-        uint8_t *a2 = xalloc((size_t)nkeys * PP_PAGE_SIZE), p2[16 * 64];
-        memset(ans, 0x5a, (size_t)nkeys * PP_PAGE_SIZE);
-        memset(a2, 0xa5, (size_t)nkeys * PP_PAGE_SIZE);
-        int rc1 = nkeys <= 64 && be->scan(be, keys, nkeys, 0, mid, ans, proofs, &tm, err, sizeof err) == 0;
-        int rc2 = nkeys <= 64 && be->scan(be, keys, nkeys, mid, snap->npages, a2, p2, &tm, err, sizeof err) == 0;
-        if (CHECK(rc1 && rc2, "%s: %s threads=%d: ranged scans [0,%llu) [%llu,%llu): %s", label,
-                  g_tables[ti]->name, threads[th], (unsigned long long)mid, (unsigned long long)mid,
-                  (unsigned long long)snap->npages, err)) {
-          for (size_t i = 0; i < (size_t)nkeys * PP_PAGE_SIZE; i++) ans[i] ^= a2[i];
-          for (int i = 0; i < 16 * nkeys; i++) proofs[i] ^= p2[i];
-          for (int k = 0; k < nkeys; k++) {
+        uint8_t *a2 = xalloc((size_t)nkeys * PP_PAGE_SIZE), *p2 = xalloc((size_t)nkeys * 16);
+        for (int split = 0; split < 2; split++) {
+          memset(ans, 0, (size_t)nkeys * PP_PAGE_SIZE);
+          memset(proofs, 0, (size_t)nkeys * 16);
+          int ok = 1;
+          const uint64_t step = split ? PP_RANGE_ALIGN : mid;
+          for (uint64_t lo = 0; lo < snap->npages && ok; lo = split ? lo + step : (lo ? snap->npages : mid)) {
+            const uint64_t hi = split ? (lo + step < snap->npages ? lo + step : snap->npages)
+                                      : (lo ? snap->npages : mid);
+            memset(a2, 0xa5, (size_t)nkeys * PP_PAGE_SIZE);
+            ok = be->scan(be, keys, nkeys, lo, hi, a2, p2, &tm, err, sizeof err) == 0;
+            CHECK(ok, "%s: %s threads=%d: ranged scan [%llu,%llu): %s", label, g_tables[ti]->name, threads[th],
+                  (unsigned long long)lo, (unsigned long long)hi, err);
+            for (size_t i = 0; ok && i < (size_t)nkeys * PP_PAGE_SIZE; i++) ans[i] ^= a2[i];
+            for (int i = 0; ok && i < 16 * nkeys; i++) proofs[i] ^= p2[i];
+          }
+          for (int k = 0; ok && k < nkeys; k++) {
             CHECK_BYTES(ans + (size_t)k * PP_PAGE_SIZE, want_ans + (size_t)k * PP_PAGE_SIZE, PP_PAGE_SIZE,
-                        "%s: cpu/%s threads=%d: two ranged scans' answers XORed, key %d", label,
-                        g_tables[ti]->name, threads[th], k);
+                        "%s: cpu/%s threads=%d: %s ranged scans' answers XORed, key %d", label,
+                        g_tables[ti]->name, threads[th], split ? "single-chunk" : "two", k);
             CHECK_BYTES(proofs + 16 * k, want_proof + 16 * k, 16,
-                        "%s: cpu/%s threads=%d: two ranged scans' proofs XORed, key %d", label,
-                        g_tables[ti]->name, threads[th], k);
+                        "%s: cpu/%s threads=%d: %s ranged scans' proofs XORed, key %d", label,
+                        g_tables[ti]->name, threads[th], split ? "single-chunk" : "two", k);
           }
         }
         free(a2);
+        free(p2);
       }
       /* Bad ranges are refused with a message, not scanned. */
       const uint64_t bad[3][2] = {{1, snap->npages}, {0, 0}, {0, snap->npages + 1}};

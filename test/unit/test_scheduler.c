@@ -1406,6 +1406,49 @@ static void test_rolling_leave(void) {
   fake_fini(&f);
 }
 
+/* A pass emptied by an interrupt starts over at page 0: the next lone
+** request (after a lone call) is scanned whole in one call. */
+static void test_rolling_restart(void) {
+  printf("-- rolling passes: a pass emptied by an interrupt starts over\n");
+  pp_sched *s = new_rolling();
+  fake f;
+  fake_init(&f, "fake");
+  f.linear = 1;
+  f.gated = 1;
+  job h, b, c, l, r;
+  job_init(&h, s, &f.base, 1);
+  job_start(&h);
+  CHECK(WAIT_UNTIL(fake_get(&f, &f.entered) == 1), "h's pass began");
+  job_init(&b, s, &f.base, 1);
+  start_queued(&b, s, 1);
+  job_init(&c, s, &f.base, 1);
+  start_queued(&c, s, 2);
+  fake_set_gate(&f, 0);
+  job_join(&h);
+  job_join(&b);
+  job_join(&c); /* a burst: the last call carried b and c */
+  fake_set_gate(&f, 1);
+  int n0 = fake_get(&f, &f.entered);
+  job_init(&l, s, &f.base, 1);
+  job_start(&l); /* after the burst: a segment at a time */
+  CHECK(WAIT_UNTIL(fake_get(&f, &f.entered) == n0 + 1), "l's first segment began");
+  CHECK(call_was(&f, n0, 0, 256, 1), "l after a burst: its first segment");
+  atomic_store(&l.interrupt, 1);
+  fake_permit(&f, 1);
+  job_join(&l); /* it leaves after [0, 256): the pass is empty */
+  CHECK(l.rc == PP_SCHED_INTERRUPTED, "l interrupted (rc %d)", l.rc);
+  fake_set_gate(&f, 0);
+  int n1 = fake_get(&f, &f.entered);
+  job_init(&r, s, &f.base, 1);
+  job_call(&r);
+  CHECK(r.rc == 0 && job_linear_ok(&r) && r.info.calls == 1 && call_was(&f, n1, 0, ROLL_PAGES, 1),
+        "r, lone after a lone call: one whole pass from page 0 (%d calls)", r.info.calls);
+  job *all[] = {&h, &b, &c, &l, &r};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) job_fini(all[i]);
+  pp_sched_free(s);
+  fake_fini(&f);
+}
+
 /* Many threads, random batch sizes and interrupts, four segments: every
 ** answered request saw every page exactly once. */
 typedef struct rstress_arg {
@@ -1658,6 +1701,7 @@ int main(void) {
   test_rolling();
   test_rolling_limit();
   test_rolling_leave();
+  test_rolling_restart();
   test_rolling_stress();
   test_oom();
   test_real_cpu();
