@@ -185,38 +185,14 @@ done:
   return NULL;
 }
 
-/* Chunk roots chunk0 .. chunk0 + nchunks - 1 of one key: from the root down
-** to pp_chunk_level, expanding at each level only the ancestors of those
-** chunks (a range's scan does not pay for the rest of the tree's top). */
+/* Chunk roots chunk0 .. chunk0 + nchunks - 1 of one key (the nodes at
+** pp_chunk_level), expanded through their ancestors only. */
 static int build_frontier(const cpu_backend *be, const pp_key *k, uint64_t chunk0,
                           uint64_t nchunks, frontier *f) {
-  const unsigned lvl = pp_chunk_level(k);
   if (pp_soa_alloc(&f->a, nchunks + 2) || pp_soa_alloc(&f->b, nchunks + 2)) return 1;
-  pp_soa_set(&f->a, 0, k->root_seed, k->root_t);
-  const pp_soa *cur = &f->a, *nxt = &f->b;
-  uint64_t first = 0, n = 1;
-  for (unsigned l = 0; l < lvl; l++) {
-    n = pp_dpf_expand_step(k, be->simd, l, first, n, be->snap->npages, cur, nxt);
-    first *= 2;
-    /* keep the ancestors of the range's chunks at level l + 1: drop the
-    ** leading child that is not one (at most one), cut the tail */
-    const unsigned below = lvl - (l + 1);
-    const uint64_t lo = chunk0 >> below, hi = ((chunk0 + nchunks - 1) >> below) + 1;
-    if (lo > first && n > 0) {
-      const uint64_t drop = lo - first < n ? lo - first : n;
-      for (int w = 0; w < 4; w++) memmove(nxt->w[w], nxt->w[w] + drop, (size_t)(n - drop) * 4);
-      memmove(nxt->t, nxt->t + drop, (size_t)(n - drop) * 4);
-      n -= drop;
-      first += drop;
-    }
-    if (first + n > hi) n = hi > first ? hi - first : 0;
-    const pp_soa *t = cur;
-    cur = nxt;
-    nxt = t;
-  }
-  f->roots = cur;
-  f->first = first;
-  f->n = n;
+  f->first = chunk0;
+  f->n = pp_dpf_expand_range(k, be->simd, pp_chunk_level(k), chunk0, chunk0 + nchunks,
+                             be->snap->npages, &f->a, &f->b, &f->roots);
   return 0;
 }
 

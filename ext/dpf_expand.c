@@ -58,3 +58,32 @@ uint64_t pp_dpf_expand_soa(const pp_key *k, const pp_simd *simd, unsigned level,
   *out = cur;
   return n;
 }
+
+uint64_t pp_dpf_expand_range(const pp_key *k, const pp_simd *simd, unsigned levels, uint64_t lo,
+                             uint64_t hi, uint64_t npages, const pp_soa *a, const pp_soa *b,
+                             const pp_soa **out) {
+  pp_soa_set(a, 0, k->root_seed, k->root_t);
+  const pp_soa *cur = a, *nxt = b;
+  uint64_t first = 0, n = 1;
+  for (unsigned l = 0; l < levels && n > 0; l++) {
+    n = pp_dpf_expand_step(k, simd, l, first, n, npages, cur, nxt);
+    first *= 2;
+    /* keep the ancestors of [lo, hi) at level l + 1: drop the leading child
+    ** that is not one (at most one), cut the tail */
+    const unsigned below = levels - (l + 1);
+    const uint64_t alo = lo >> below, ahi = ((hi - 1) >> below) + 1;
+    if (alo > first && n > 0) {
+      const uint64_t drop = alo - first < n ? alo - first : n;
+      for (int w = 0; w < 4; w++) memmove(nxt->w[w], nxt->w[w] + drop, (size_t)(n - drop) * 4);
+      memmove(nxt->t, nxt->t + drop, (size_t)(n - drop) * 4);
+      n -= drop;
+      first += drop;
+    }
+    if (first + n > ahi) n = ahi > first ? ahi - first : 0;
+    const pp_soa *t = cur;
+    cur = nxt;
+    nxt = t;
+  }
+  *out = cur;
+  return n;
+}

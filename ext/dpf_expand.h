@@ -37,6 +37,17 @@ uint64_t pp_dpf_expand_soa(const pp_key *k, const pp_simd *simd, unsigned level,
                            uint64_t first, uint64_t n, unsigned levels, uint64_t npages,
                            const pp_soa *a, const pp_soa *b, const pp_soa **out);
 
+/* Nodes lo .. hi - 1 (lo < hi) of level `levels`, expanded from the key's
+** root through their ancestors only, and only those with leaves below
+** npages (a range scan's frontier: it does not pay for the rest of the
+** tree's top). *a and *b: ping-pong buffers pp_soa_alloc'd for hi - lo + 2
+** nodes; the result is in one of them, returned in *out, node lo at index
+** 0; the return value is its node count (less than hi - lo where npages
+** ends first). */
+uint64_t pp_dpf_expand_range(const pp_key *k, const pp_simd *simd, unsigned levels, uint64_t lo,
+                             uint64_t hi, uint64_t npages, const pp_soa *a, const pp_soa *b,
+                             const pp_soa **out);
+
 /* One level of pp_dpf_expand_soa: expands the n nodes of level l in `in`
 ** (the first with index first) into `out`; returns how many children have
 ** leaves below npages (they are children first*2 onwards). */

@@ -1078,10 +1078,11 @@ static void test_expand(void) {
         for (int p = 0; p < 2; p++) {
           const pp_key *k = &key[p];
           uint64_t bad = 0;
-          /* pp_dpf_expand_soa (the scan's path), then the table's leaves_to_masks;
-          ** buffers sized as the scan sizes them. First from the root in one go,
-          ** then through the chunk path: the frontier at pp_chunk_level, then
-          ** each chunk from its root alone. */
+          /* pp_dpf_expand_soa, then the table's leaves_to_masks; buffers sized
+          ** as the scan sizes them. First from the root in one go, then through
+          ** the chunk path: the frontier at pp_chunk_level (and ranges of it
+          ** through pp_dpf_expand_range, as a range scan builds it), then each
+          ** chunk from its root alone. */
           {
             uint32_t fcw[4];
             pp_key_final_words(k, fcw);
@@ -1127,6 +1128,28 @@ static void test_expand(void) {
                 for (uint64_t c = 0; c < nf; c++) tm &= fso->t[c] == 0 || fso->t[c] == 0xffffffffu;
                 CHECK(tm, "expand_soa npages=%llu d=%d key%d %s: frontier t values are 0 or 0xffffffff",
                       (unsigned long long)npages, d, p, simd->name);
+              }
+              /* pp_dpf_expand_range (a range scan's frontier): for every
+              ** range [lo, hi) of at most 9 roots, the frontier's nodes lo..hi-1 */
+              if (chunks_ok) {
+                pp_soa xa = {{0}, 0}, xb = {{0}, 0};
+                int range_ok = CHECK(!pp_soa_alloc(&xa, 11) && !pp_soa_alloc(&xb, 11), "pp_soa_alloc(11)");
+                for (uint64_t lo = 0; lo < nf && range_ok; lo++)
+                  for (uint64_t hi = lo + 1; hi <= nf && hi <= lo + 9 && range_ok; hi++) {
+                    const pp_soa *xo = NULL;
+                    uint64_t xn = pp_dpf_expand_range(k, simd, lv, lo, hi, npages, &xa, &xb, &xo);
+                    int same = xn == hi - lo && (xo == &xa || xo == &xb);
+                    for (uint64_t i = 0; same && i < xn; i++) {
+                      for (int w = 0; w < 4; w++) same &= xo->w[w][i] == fso->w[w][lo + i];
+                      same &= xo->t[i] == fso->t[lo + i];
+                    }
+                    range_ok = CHECK(same, "expand_range npages=%llu d=%d key%d %s: roots [%llu, %llu) of level "
+                                     "%u equal the frontier's (got %llu nodes)", (unsigned long long)npages, d, p,
+                                     simd->name, (unsigned long long)lo, (unsigned long long)hi, lv,
+                                     (unsigned long long)xn);
+                  }
+                pp_soa_free(&xa);
+                pp_soa_free(&xb);
               }
               int chunk_buf_ok = 1;
               for (uint64_t c = 0; c < nf && chunks_ok; c++) {
