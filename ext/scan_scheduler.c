@@ -215,18 +215,23 @@ static void enqueue(lane *ln, req *r) {
   ln->queued_keys += r->nkeys;
 }
 
+/* Takes r out of the queue; prev is the request before it (NULL: r is the
+** head). */
+static void dequeue(lane *ln, req *prev, req *r) {
+  if (prev) prev->next = r->next;
+  else ln->head = r->next;
+  if (ln->tail == r) ln->tail = prev;
+  ln->nqueued--;
+  ln->queued_keys -= r->nkeys;
+  r->next = NULL;
+}
+
 static void unlink_req(lane *ln, req *r) {
-  req *prev = NULL;
-  for (req *p = ln->head; p; prev = p, p = p->next) {
-    if (p != r) continue;
-    if (prev) prev->next = p->next;
-    else ln->head = p->next;
-    if (ln->tail == p) ln->tail = prev;
-    ln->nqueued--;
-    ln->queued_keys -= p->nkeys;
-    p->next = NULL;
-    return;
-  }
+  for (req *prev = NULL, *p = ln->head; p; prev = p, p = p->next)
+    if (p == r) {
+      dequeue(ln, prev, r);
+      return;
+    }
 }
 
 /* The lane passes to the queue's head, or goes idle. */
@@ -342,18 +347,13 @@ static void admit(pp_sched *s, lane *ln) {
       prev = r;
       continue;
     }
-    if (prev) prev->next = nx;
-    else ln->head = nx;
-    if (ln->tail == r) ln->tail = prev;
-    ln->nqueued--;
-    ln->queued_keys -= r->nkeys;
+    dequeue(ln, prev, r);
     if (!first_fit) s->st.joined_running++;
     if (now < 0) now = pp_now_us();
     r->state = ST_TAKEN;
     r->left = s->npages;
     r->fresh = 1;
     r->t_start = now;
-    r->next = NULL;
     if (ln->active_tail) ln->active_tail->next = r;
     else ln->active = r;
     ln->active_tail = r;
