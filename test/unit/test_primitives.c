@@ -671,10 +671,10 @@ static void backend_all(pp_snapshot *snap, const pp_key *keys, int nkeys, const 
           memset(ans, 0, (size_t)nkeys * PP_PAGE_SIZE);
           memset(proofs, 0, (size_t)nkeys * 16);
           int ok = 1;
-          const uint64_t step = split ? PP_RANGE_ALIGN : mid;
-          for (uint64_t lo = 0; lo < snap->npages && ok; lo = split ? lo + step : (lo ? snap->npages : mid)) {
-            const uint64_t hi = split ? (lo + step < snap->npages ? lo + step : snap->npages)
-                                      : (lo ? snap->npages : mid);
+          /* split 0: [0, mid) [mid, npages); split 1: one range a chunk */
+          for (uint64_t lo = 0, hi; lo < snap->npages && ok; lo = hi) {
+            hi = split ? lo + PP_RANGE_ALIGN : lo ? snap->npages : mid;
+            if (hi > snap->npages) hi = snap->npages;
             memset(a2, 0xa5, (size_t)nkeys * PP_PAGE_SIZE);
             ok = be->scan(be, keys, nkeys, lo, hi, a2, p2, &tm, err, sizeof err) == 0;
             CHECK(ok, "%s: %s threads=%d: ranged scan [%llu,%llu): %s", label, g_tables[ti]->name, threads[th],
